@@ -1,0 +1,159 @@
+"""Every knob of flightpipe in one place.
+
+Each field is read from an environment variable ``FLIGHTPIPE_<FIELD>`` (case-insensitive),
+then from ``.env`` in the project home, then from the generated secrets file
+``<run_dir>/secrets.env``. Pointing ``kafka_bootstrap``, ``database_url`` or
+``dask_scheduler`` at existing services makes ``flightpipe up`` leave that local service alone.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _default_home() -> Path:
+    explicit = os.environ.get("FLIGHTPIPE_HOME")
+    if explicit:
+        return Path(explicit).resolve()
+    # An editable install lives in the checkout: src/flightpipe/settings.py -> checkout root.
+    checkout = Path(__file__).resolve().parents[2]
+    if (checkout / "pyproject.toml").exists():
+        return checkout
+    return Path.cwd()
+
+
+HOME = _default_home()
+RUN_DIR = Path(os.environ.get("FLIGHTPIPE_RUN_DIR", HOME / "run")).resolve()
+SECRETS_FILE = RUN_DIR / "secrets.env"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="FLIGHTPIPE_",
+        env_file=(HOME / ".env", SECRETS_FILE),
+        env_file_encoding="utf-8",
+        extra="ignore",
+        populate_by_name=True,
+    )
+
+    # --- where things live -------------------------------------------------------------
+    home: Path = Field(default=HOME, description="Project checkout; all relative paths hang off it.")
+    run_dir: Path = Field(default=RUN_DIR, description="Run state: logs, pids, configs, secrets.")
+    data_dir: Path = Field(default=HOME / "data", description="Landing zone, reports, models.")
+
+    # --- Kafka -------------------------------------------------------------------------
+    kafka_bootstrap: str = Field(
+        default="127.0.0.1:9092", description="Kafka bootstrap servers (external: skip local)."
+    )
+    kafka_controller_port: int = Field(default=9093, description="Local KRaft controller port.")
+    kafka_heap: str = Field(default="768m", description="Local broker max heap (-Xmx).")
+    flights_partitions: int = Field(default=6, description="Partitions of the flights topic.")
+    weather_partitions: int = Field(default=3, description="Partitions of the weather topic.")
+    replication_factor: int = Field(default=1, description="Replication factor of new topics.")
+    consumers: int = Field(default=3, description="Members of the landing consumer group.")
+    consumer_group: str = Field(default="flightpipe-landing", description="Consumer group id.")
+    topic_prefix: str = Field(default="", description="Prefix for every topic name (tests).")
+
+    # --- PostgreSQL --------------------------------------------------------------------
+    pg_host: str = Field(default="127.0.0.1", description="Local PostgreSQL listen address.")
+    pg_port: int = Field(default=54320, description="Local PostgreSQL port.")
+    pg_superuser_password: str = Field(default="", description="Generated; secrets file.")
+    warehouse_db: str = Field(default="warehouse", description="Warehouse database name.")
+    warehouse_user: str = Field(default="flightpipe", description="Warehouse owner role.")
+    warehouse_password: str = Field(default="", description="Generated; secrets file.")
+    database_url: str | None = Field(
+        default=None, description="Warehouse URL (external: skip local PostgreSQL)."
+    )
+    airflow_db: str = Field(default="airflow", description="Airflow metadata database.")
+    airflow_db_user: str = Field(default="airflow", description="Airflow metadata role.")
+    airflow_db_password: str = Field(default="", description="Generated; secrets file.")
+
+    # --- Dask --------------------------------------------------------------------------
+    dask_scheduler: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("FLIGHTPIPE_DASK_SCHEDULER", "DASK_SCHEDULER_ADDRESS"),
+        description="Dask scheduler address (external: skip local Dask).",
+    )
+    dask_port: int = Field(default=8786, description="Local Dask scheduler port.")
+    dask_dashboard_port: int = Field(default=8787, description="Local Dask dashboard port.")
+    dask_workers: int = Field(default=2, description="Local Dask worker processes.")
+    dask_threads: int = Field(default=1, description="Threads per local Dask worker.")
+    dask_memory_limit: str = Field(default="3GiB", description="Memory limit per Dask worker.")
+
+    # --- Airflow -----------------------------------------------------------------------
+    airflow_port: int = Field(default=8080, description="Airflow API server / UI port.")
+    airflow_admin_user: str = Field(default="admin", description="Airflow UI login.")
+    airflow_admin_password: str = Field(default="", description="Generated; secrets file.")
+    airflow_parallelism: int = Field(default=4, description="Airflow core.parallelism.")
+    airflow_url: str | None = Field(default=None, description="External Airflow API base URL.")
+
+    # --- replay and cadence --------------------------------------------------------------
+    replay_start: str = Field(default="2013-01-01", description="First day replayed (local date).")
+    slice_days: int = Field(default=1, description="Days of 2013 replayed per ingest run.")
+    cycle_minutes: int = Field(default=3, description="Minutes between ingest runs (class mode).")
+
+    # --- derived -------------------------------------------------------------------------
+    @property
+    def local_kafka(self) -> bool:
+        return "kafka_bootstrap" not in self.model_fields_set
+
+    @property
+    def local_postgres(self) -> bool:
+        return self.database_url is None
+
+    @property
+    def local_dask(self) -> bool:
+        return self.dask_scheduler is None
+
+    @property
+    def local_airflow(self) -> bool:
+        return self.airflow_url is None
+
+    @property
+    def warehouse_dsn(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return (
+            f"postgresql://{self.warehouse_user}:{self.warehouse_password}"
+            f"@{self.pg_host}:{self.pg_port}/{self.warehouse_db}"
+        )
+
+    @property
+    def airflow_dsn(self) -> str:
+        return (
+            f"postgresql+psycopg2://{self.airflow_db_user}:{self.airflow_db_password}"
+            f"@{self.pg_host}:{self.pg_port}/{self.airflow_db}"
+        )
+
+    @property
+    def dask_address(self) -> str:
+        return self.dask_scheduler or f"tcp://127.0.0.1:{self.dask_port}"
+
+    @property
+    def airflow_base_url(self) -> str:
+        return self.airflow_url or f"http://127.0.0.1:{self.airflow_port}"
+
+    @property
+    def landing_dir(self) -> Path:
+        return self.data_dir / "landing"
+
+    @property
+    def reports_dir(self) -> Path:
+        return self.data_dir / "reports"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.data_dir / "models"
+
+    def topic(self, name: str) -> str:
+        return f"{self.topic_prefix}{name}"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
