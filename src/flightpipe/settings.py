@@ -42,7 +42,9 @@ class Settings(BaseSettings):
     )
 
     # --- where things live -------------------------------------------------------------
-    home: Path = Field(default=HOME, description="Project checkout; all relative paths hang off it.")
+    home: Path = Field(
+        default=HOME, description="Project checkout; all relative paths hang off it."
+    )
     run_dir: Path = Field(default=RUN_DIR, description="Run state: logs, pids, configs, secrets.")
     data_dir: Path = Field(default=HOME / "data", description="Landing zone, reports, models.")
 

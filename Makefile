@@ -1,0 +1,52 @@
+# flightpipe — one command to start everything, one to test everything.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+UV := $(shell command -v uv 2>/dev/null)
+ifeq ($(UV),)
+UV := $(shell python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))')/uv
+endif
+VENV := .venv
+FP := $(VENV)/bin/flightpipe
+PYTEST_ARGS ?=
+
+.PHONY: help up down status clean psql password test lint unit bench docs video demo
+
+help: ## Show the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(UV):
+	@echo "Installing uv (Python package manager) from PyPI ..."
+	python3 -m pip install --quiet --disable-pip-version-check uv
+
+$(VENV)/.synced: pyproject.toml uv.lock | $(UV)
+	$(UV) sync --frozen --quiet
+	@touch $@
+
+up: $(VENV)/.synced ## Install what is missing, start Kafka, PostgreSQL, Dask, Airflow and the first pipeline cycle
+	@$(FP) up
+
+down: $(VENV)/.synced ## Stop every service (data is kept)
+	@$(FP) down
+
+status: $(VENV)/.synced ## Show each service and a real health probe of it
+	@$(FP) status
+
+clean: $(VENV)/.synced ## Stop everything and delete all local state
+	@$(FP) clean --yes
+
+psql: $(VENV)/.synced ## Open a psql shell on the warehouse
+	@$(FP) psql
+
+password: $(VENV)/.synced ## Print the Airflow admin password
+	@$(FP) password
+
+lint: $(VENV)/.synced ## ruff (lint + format check) and mypy
+	$(VENV)/bin/ruff check src tests dags bench
+	$(VENV)/bin/ruff format --check src tests dags bench
+	$(VENV)/bin/mypy src
+
+unit: $(VENV)/.synced ## Tests that need no services
+	$(VENV)/bin/pytest tests/unit $(PYTEST_ARGS)
+
+test: lint ## Lint, type-check and run all tests (starts the stack when it is not running)
+	$(VENV)/bin/pytest $(PYTEST_ARGS)

@@ -1,0 +1,121 @@
+"""`flightpipe <verb>`: a thin command line over the package's Python API."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from flightpipe.settings import get_settings
+from flightpipe.stack.errors import StackError
+
+app = typer.Typer(
+    help="flightpipe: NYC flights 2013 through Kafka, Dask, PostgreSQL and Airflow 3.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+
+
+def _fail(message: str) -> None:
+    console.print(f"[bold red]error:[/] {message}")
+    raise typer.Exit(code=1)
+
+
+@app.command()
+def up() -> None:
+    """Install what is missing and start Kafka, PostgreSQL, Dask and Airflow (idempotent)."""
+    from flightpipe.stack import up as stack
+
+    try:
+        result = stack.up(log=console.print)
+    except StackError as exc:
+        _fail(str(exc))
+        return
+    settings = result.settings
+    started = ", ".join(result.started) or "nothing new (already running)"
+    console.print(f"[green]Stack is up[/] in {result.seconds:.1f} s; started: {started}")
+    console.print(
+        f"""
+  Airflow UI      {settings.airflow_base_url}  (user [bold]{settings.airflow_admin_user}[/],
+                  password: [bold]make password[/])
+  Dask dashboard  http://127.0.0.1:{settings.dask_dashboard_port}/status
+  Warehouse       [bold]make psql[/]  (PostgreSQL on 127.0.0.1:{settings.pg_port})
+  Kafka           {settings.kafka_bootstrap}
+  Reports         {settings.reports_dir}/latest/index.html
+  Logs            {settings.run_dir}/logs/
+"""
+    )
+
+
+@app.command()
+def down() -> None:
+    """Stop every service; data is kept."""
+    from flightpipe.stack import up as stack
+
+    stack.down(log=console.print)
+
+
+@app.command()
+def clean(yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask.")) -> None:
+    """Stop everything and delete all local state (databases, topics, landing, reports)."""
+    from flightpipe.stack import up as stack
+
+    if not yes and not typer.confirm("Delete all local flightpipe state?"):
+        raise typer.Exit(code=1)
+    stack.clean(log=console.print)
+
+
+@app.command()
+def status() -> None:
+    """Show each service's process state and the result of a real health probe."""
+    from flightpipe.stack import up as stack
+
+    settings = get_settings()
+    processes, probes = stack.status(settings)
+    table = Table(title="flightpipe services")
+    table.add_column("service")
+    table.add_column("processes")
+    table.add_column("health")
+    table.add_column("detail", overflow="fold")
+    for item in probes:
+        procs = {k: v for k, v in processes.items() if k.startswith(item.service)}
+        proc_text = ", ".join(f"{k}={v}" for k, v in procs.items()) or "external / not managed"
+        mark = "[green]healthy[/]" if item.ok else "[red]unhealthy[/]"
+        table.add_row(item.service, proc_text, mark, item.detail)
+    console.print(table)
+    if not all(p.ok for p in probes):
+        raise typer.Exit(code=1)
+
+
+@app.command()
+def psql() -> None:
+    """Open a psql shell on the warehouse."""
+    settings = get_settings()
+    exe = shutil.which("psql")
+    if not exe:
+        _fail("psql was not found; install postgresql-client.")
+        return
+    sys.stdout.flush()
+    os.execv(exe, [exe, settings.warehouse_dsn])
+
+
+@app.command()
+def password() -> None:
+    """Print the generated Airflow admin password."""
+    settings = get_settings()
+    if not settings.airflow_admin_password:
+        _fail("No password yet: run `make up` first.")
+    print(settings.airflow_admin_password)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

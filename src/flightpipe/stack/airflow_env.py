@@ -1,0 +1,103 @@
+"""Configuration of the local Airflow 3 deployment, expressed as environment variables.
+
+The package never imports Airflow; it only prepares the environment its processes run in.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from flightpipe.settings import Settings
+from flightpipe.stack.errors import StackError
+
+
+def airflow_home(settings: Settings) -> Path:
+    return settings.run_dir / "airflow"
+
+
+def venv_bin() -> Path:
+    return Path(sys.executable).parent
+
+
+def environment(settings: Settings, secrets: dict[str, str]) -> dict[str, str]:
+    home = airflow_home(settings)
+    base = settings.airflow_base_url
+    return {
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(settings.home / "dags"),
+        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__PARALLELISM": str(settings.airflow_parallelism),
+        "AIRFLOW__CORE__MAX_ACTIVE_TASKS_PER_DAG": str(settings.airflow_parallelism),
+        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{base}/execution/",
+        "AIRFLOW__CORE__FERNET_KEY": secrets["AIRFLOW_FERNET_KEY"],
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{settings.airflow_admin_user}:admin",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(home / "passwords.json"),
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": settings.airflow_dsn,
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_POOL_SIZE": "3",
+        "AIRFLOW__API__HOST": "127.0.0.1",
+        "AIRFLOW__API__PORT": str(settings.airflow_port),
+        "AIRFLOW__API__WORKERS": "1",
+        "AIRFLOW__API__BASE_URL": base,
+        "AIRFLOW__API__SECRET_KEY": secrets["AIRFLOW_API_SECRET_KEY"],
+        "AIRFLOW__API_AUTH__JWT_SECRET": secrets["AIRFLOW_JWT_SECRET"],
+        # New and changed DAG files show up within seconds, for live demos.
+        "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",
+        "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "10",
+        "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "2",
+        "AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT": "300",
+        "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
+        "AIRFLOW__METRICS__STATSD_ON": "False",
+        "FLIGHTPIPE_HOME": str(settings.home),
+        "FLIGHTPIPE_RUN_DIR": str(settings.run_dir),
+        "NO_PROXY": "*",
+    }
+
+
+def write_passwords_file(settings: Settings) -> None:
+    home = airflow_home(settings)
+    home.mkdir(parents=True, exist_ok=True)
+    path = home / "passwords.json"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        json.dump({settings.airflow_admin_user: settings.airflow_admin_password}, fh)
+
+
+def write_env_file(settings: Settings, env: dict[str, str]) -> Path:
+    """A sourceable file, so `airflow ...` commands can be run by hand against this stack."""
+    path = settings.run_dir / "airflow.env"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.writelines(f"export {k}='{v}'\n" for k, v in sorted(env.items()))
+    return path
+
+
+def migrate_db(settings: Settings, env: dict[str, str]) -> bool:
+    """`airflow db migrate`, skipped when this Airflow version already migrated this database."""
+    marker = airflow_home(settings) / ".migrated"
+    stamp = f"{settings.airflow_dsn.rsplit('@', 1)[-1]}|{_airflow_version()}"
+    if marker.exists() and marker.read_text() == stamp:
+        return False
+    print("Migrating the Airflow metadata database ...", flush=True)
+    result = subprocess.run(
+        [str(venv_bin() / "airflow"), "db", "migrate"],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+    )
+    if result.returncode != 0:
+        tail = "\n".join((result.stdout + result.stderr).strip().splitlines()[-20:])
+        raise StackError(f"`airflow db migrate` failed:\n{tail}")
+    marker.write_text(stamp)
+    return True
+
+
+def _airflow_version() -> str:
+    from importlib.metadata import version
+
+    return version("apache-airflow")

@@ -1,0 +1,71 @@
+"""Real health probes: a request each service must answer, not just a live process."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import httpx
+
+from flightpipe.settings import Settings
+from flightpipe.stack import kafka, postgres
+
+
+@dataclass(frozen=True)
+class Health:
+    service: str
+    ok: bool
+    detail: str
+
+
+def probe_dask(address: str, min_workers: int) -> str:
+    from distributed import Client
+
+    with Client(address, timeout="5s") as client:
+        workers = len(client.scheduler_info(n_workers=-1)["workers"])
+        total = client.submit(sum, [1, 2, 3], pure=False).result(timeout=10)
+    if workers < min_workers or total != 6:
+        raise RuntimeError(f"{workers} worker(s) connected, {min_workers} expected")
+    return f"client ok, {workers} worker(s), dashboard http://127.0.0.1:8787/status"
+
+
+def probe_airflow(base_url: str) -> str:
+    response = httpx.get(f"{base_url}/api/v2/monitor/health", timeout=5)
+    response.raise_for_status()
+    body = response.json()
+    bad = [part for part, info in body.items() if (info or {}).get("status") != "healthy"]
+    if bad:
+        raise RuntimeError(f"unhealthy: {', '.join(bad)}")
+    return f"health endpoint ok ({', '.join(body)})"
+
+
+def checks(settings: Settings) -> dict[str, Callable[[], str]]:
+    return {
+        "postgres": lambda: postgres.probe(settings.warehouse_dsn),
+        "kafka": lambda: kafka.probe(settings.kafka_bootstrap),
+        "dask": lambda: probe_dask(
+            settings.dask_address, settings.dask_workers if settings.local_dask else 1
+        ),
+        "airflow": lambda: probe_airflow(settings.airflow_base_url),
+    }
+
+
+def check(service: str, probe: Callable[[], str]) -> Health:
+    try:
+        return Health(service, True, probe())
+    except Exception as exc:  # a probe failure is data here, not a crash
+        return Health(service, False, f"{type(exc).__name__}: {exc}".strip()[:300])
+
+
+def check_all(settings: Settings) -> list[Health]:
+    return [check(name, probe) for name, probe in checks(settings).items()]
+
+
+def wait_healthy(service: str, probe: Callable[[], str], timeout: float) -> Health:
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check(service, probe)
+        if result.ok or time.monotonic() > deadline:
+            return result
+        time.sleep(1.0)

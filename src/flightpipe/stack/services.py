@@ -1,0 +1,101 @@
+"""Which processes make up the local stack, derived from Settings."""
+
+from __future__ import annotations
+
+from flightpipe.settings import Settings
+from flightpipe.stack import kafka, postgres
+from flightpipe.stack.airflow_env import venv_bin
+from flightpipe.stack.supervisor import Program
+
+AIRFLOW_COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
+
+
+def needs_local_postgres(settings: Settings) -> bool:
+    # Airflow's metadata lives in the local server even when the warehouse is elsewhere.
+    return settings.local_postgres or settings.local_airflow
+
+
+def programs(settings: Settings, airflow_env: dict[str, str]) -> list[Program]:
+    progs: list[Program] = []
+    common = {"FLIGHTPIPE_HOME": str(settings.home), "FLIGHTPIPE_RUN_DIR": str(settings.run_dir)}
+    if needs_local_postgres(settings):
+        progs.append(
+            Program(
+                "postgres",
+                postgres.server_command(settings),
+                user=postgres.server_user(),
+                directory=postgres.cluster_dir(settings),
+                stopsignal="INT",  # fast shutdown: roll back open transactions, then stop
+                stopwaitsecs=60,
+            )
+        )
+    if settings.local_kafka:
+        progs.append(Program("kafka", kafka.server_command(settings), stopwaitsecs=60))
+    if settings.local_dask:
+        bin_dir = venv_bin()
+        progs.append(
+            Program(
+                "dask-scheduler",
+                [
+                    str(bin_dir / "dask"),
+                    "scheduler",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(settings.dask_port),
+                    "--dashboard-address",
+                    f"127.0.0.1:{settings.dask_dashboard_port}",
+                ],
+                env=common,
+            )
+        )
+        for i in range(1, settings.dask_workers + 1):
+            progs.append(
+                Program(
+                    f"dask-worker-{i}",
+                    [
+                        str(bin_dir / "dask"),
+                        "worker",
+                        settings.dask_address,
+                        "--name",
+                        f"worker-{i}",
+                        "--host",
+                        "127.0.0.1",
+                        "--nthreads",
+                        str(settings.dask_threads),
+                        "--memory-limit",
+                        settings.dask_memory_limit,
+                        "--local-directory",
+                        str(settings.run_dir / "dask"),
+                    ],
+                    env=common,
+                )
+            )
+    if settings.local_airflow:
+        for component in AIRFLOW_COMPONENTS:
+            progs.append(
+                Program(
+                    f"airflow-{component}",
+                    [str(venv_bin() / "airflow"), component],
+                    env=airflow_env,
+                    directory=settings.home,
+                )
+            )
+    return progs
+
+
+def ports(settings: Settings) -> dict[str, list[tuple[int, str]]]:
+    """Program -> [(port, env var that moves it)], for clash reports."""
+    kport = int(settings.kafka_bootstrap.rsplit(":", 1)[1])
+    return {
+        "postgres": [(settings.pg_port, "FLIGHTPIPE_PG_PORT")],
+        "kafka": [
+            (kport, "FLIGHTPIPE_KAFKA_BOOTSTRAP"),
+            (settings.kafka_controller_port, "FLIGHTPIPE_KAFKA_CONTROLLER_PORT"),
+        ],
+        "dask-scheduler": [
+            (settings.dask_port, "FLIGHTPIPE_DASK_PORT"),
+            (settings.dask_dashboard_port, "FLIGHTPIPE_DASK_DASHBOARD_PORT"),
+        ],
+        "airflow-api-server": [(settings.airflow_port, "FLIGHTPIPE_AIRFLOW_PORT")],
+    }
