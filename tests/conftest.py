@@ -7,7 +7,9 @@ session starts it (the same code path as `make up`), so `make test` works on its
 from __future__ import annotations
 
 import os
+import sys
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -27,6 +29,8 @@ def _airflow_environment() -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     _airflow_environment()
+    # The DAG processor puts the DAGs folder on sys.path (for flightpipe_common); so do we.
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "dags"))
 
 
 @pytest.fixture(scope="session")

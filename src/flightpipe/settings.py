@@ -98,6 +98,9 @@ class Settings(BaseSettings):
     replay_start: str = Field(default="2013-01-01", description="First day replayed (local date).")
     slice_days: int = Field(default=1, description="Days of 2013 replayed per ingest run.")
     cycle_minutes: int = Field(default=3, description="Minutes between ingest runs (class mode).")
+    autostart: bool = Field(
+        default=True, description="`up` unpauses the DAGs and starts the first pipeline cycle."
+    )
 
     # --- derived -------------------------------------------------------------------------
     @property

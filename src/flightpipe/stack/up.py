@@ -101,6 +101,20 @@ def up(log: Log = print) -> UpResult:
     _wait(settings, "dask", "dask-scheduler", log)
     _wait(settings, "airflow", "airflow-api-server", log)
 
+    if settings.local_postgres:
+        from flightpipe.warehouse.migrate import migrate
+
+        applied = migrate(settings)
+        if applied:
+            log(f"  warehouse migrated: {len(applied)} migration(s) applied")
+    if settings.local_airflow and settings.autostart:
+        from flightpipe.orchestration.cycle import start_cycle
+
+        log("Unpausing the DAGs (waiting for the DAG processor to parse them) ...")
+        run_id = start_cycle(settings)
+        if run_id:
+            log(f"  first cycle started: flightpipe_ingest {run_id}")
+
     after = supervisor.statuses(settings)
     started = [n for n in names if before.get(n) != "RUNNING" and after.get(n) == "RUNNING"]
     return UpResult(settings, started, time.monotonic() - t0)

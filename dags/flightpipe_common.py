@@ -1,0 +1,32 @@
+"""Shared pieces of the flightpipe DAGs: Assets, defaults, cadence.
+
+Kept light: DAG files are parsed often, so nothing heavy is imported at module level.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pendulum
+from airflow.sdk import Asset
+
+from flightpipe.settings import get_settings
+
+# Assets chain the DAGs: each DAG runs when the one before it has published new data.
+LANDING = Asset(name="flightpipe_landing", uri=f"file://{get_settings().landing_dir}")
+WAREHOUSE = Asset(name="flightpipe_warehouse", uri="flightpipe://warehouse/dw")
+
+START_DATE = pendulum.datetime(2026, 1, 1, tz="UTC")
+CYCLE = timedelta(minutes=get_settings().cycle_minutes)
+
+DEFAULT_ARGS = {
+    "owner": "flightpipe",
+    # Every task is idempotent (upserts, atomic files, compare-and-set cursor): retrying is safe.
+    "retries": 2,
+    "retry_delay": timedelta(seconds=10),
+    "retry_exponential_backoff": True,
+    "max_retry_delay": timedelta(minutes=2),
+    "execution_timeout": timedelta(minutes=20),
+}
+
+TAGS = ["flightpipe"]
