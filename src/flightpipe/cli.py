@@ -113,6 +113,28 @@ def password() -> None:
     print(settings.airflow_admin_password)
 
 
+@app.command()
+def config(
+    markdown: bool = typer.Option(False, "--markdown", help="Print the README's settings table."),
+) -> None:
+    """Show every setting, its environment variable and its current value (secrets masked)."""
+    from flightpipe.settings import Settings, settings_markdown, settings_rows
+
+    if markdown:
+        print(settings_markdown())
+        return
+    current = get_settings()
+    table = Table(title="flightpipe settings")
+    for column in ("environment variable", "value", "meaning"):
+        table.add_column(column, overflow="fold")
+    for row in settings_rows():
+        name = row[0]
+        value = getattr(current, Settings.field_for_env(name))
+        shown = "********" if "password" in name.lower() and value else str(value)
+        table.add_row(name, shown, row[2])
+    console.print(table)
+
+
 def main() -> None:
     app()
 

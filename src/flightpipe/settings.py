@@ -158,6 +158,38 @@ class Settings(BaseSettings):
     def topic(self, name: str) -> str:
         return f"{self.topic_prefix}{name}"
 
+    @staticmethod
+    def field_for_env(env_name: str) -> str:
+        return env_name.split(" ")[0].removeprefix("FLIGHTPIPE_").lower()
+
+
+def _shown_default(name: str, default: object) -> str:
+    relative = {"home": "the checkout", "run_dir": "<home>/run", "data_dir": "<home>/data"}
+    if name in relative:
+        return relative[name]
+    if name.endswith("password"):
+        return "generated"
+    return "" if default is None else str(default)
+
+
+def settings_rows() -> list[tuple[str, str, str]]:
+    """Every setting as (environment variable, default, meaning)."""
+    rows = []
+    for name, field in Settings.model_fields.items():
+        env = f"FLIGHTPIPE_{name.upper()}"
+        if name == "dask_scheduler":
+            env += " (or DASK_SCHEDULER_ADDRESS)"
+        rows.append((env, _shown_default(name, field.default), field.description or ""))
+    return rows
+
+
+def settings_markdown() -> str:
+    """The settings table the README embeds (a test keeps the two in step)."""
+    rows = settings_rows()
+    lines = ["| variable | default | meaning |", "|---|---|---|"]
+    lines += [f"| `{env}` | `{default}` | {meaning} |" for env, default, meaning in rows]
+    return "\n".join(lines)
+
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
