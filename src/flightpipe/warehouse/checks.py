@@ -1,0 +1,269 @@
+"""Data checks of the warehouse, run inside every load transaction and on demand.
+
+Each check is one query returning ``(observed, details)``; it passes when ``observed`` equals
+the expected value (0 offending rows for all but the reconciliations). Foreign keys and
+unique constraints already guard the tables; the checks still look, because constraints can
+be dropped, disabled or created ``NOT VALID`` by hand, and a load must not report success
+on a warehouse that is broken.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+import psycopg
+from psycopg import sql
+from psycopg.types.json import Jsonb
+
+from flightpipe.settings import Settings, get_settings
+from flightpipe.warehouse.db import connect
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    name: str
+    passed: bool
+    observed: float
+    expected: float
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+class DataCheckError(RuntimeError):
+    """One or more data checks failed; the load that ran them was rolled back."""
+
+    def __init__(self, failures: Sequence[CheckResult], batch_id: int | None = None) -> None:
+        self.failures = list(failures)
+        self.batch_id = batch_id
+        lines = [
+            f"{f.name}: observed {f.observed:g}, expected {f.expected:g}"
+            + (f" {json.dumps(f.details, default=str)}" if f.details else "")
+            for f in failures
+        ]
+        where = f"load batch {batch_id}" if batch_id is not None else "the warehouse"
+        super().__init__(f"{len(lines)} data check(s) failed on {where}:\n  " + "\n  ".join(lines))
+
+
+# (fact table, column, dimension table, dimension key)
+FOREIGN_KEYS: Final = [
+    ("fact_flight", "date_key", "dim_date", "date_key"),
+    ("fact_flight", "airline_key", "dim_airline", "airline_key"),
+    ("fact_flight", "origin_airport_key", "dim_airport", "airport_key"),
+    ("fact_flight", "dest_airport_key", "dim_airport", "airport_key"),
+    ("fact_flight", "plane_key", "dim_plane", "plane_key"),
+    ("fact_weather_hourly", "airport_key", "dim_airport", "airport_key"),
+    ("fact_weather_hourly", "date_key", "dim_date", "date_key"),
+]
+
+NATURAL_KEYS: Final = [
+    ("fact_flight", ("date_key", "airline_key", "flight_number", "origin_airport_key")),
+    ("fact_weather_hourly", ("airport_key", "observed_at")),
+    ("dim_airline", ("carrier_code",)),
+    ("dim_airport", ("faa_code",)),
+    ("dim_plane", ("tailnum",)),
+    ("dim_date", ("full_date",)),
+]
+
+# Plausibility of values: tighter than the CHECK constraints, which only stop the impossible.
+# Each condition selects offending rows of dw.fact_flight f (joined to its airports o, d).
+FLIGHT_RULES: Final = {
+    "flight.sched_departure_matches_local_source": """
+        o.tzone IS NOT NULL AND (
+            to_char(f.sched_dep_at AT TIME ZONE o.tzone, 'YYYYMMDD')::integer <> f.date_key
+            OR to_char(f.sched_dep_at AT TIME ZONE o.tzone, 'HH24MI')::integer
+               <> f.sched_dep_time)""",
+    "flight.sched_arrival_matches_local_source": """
+        d.tzone IS NOT NULL
+        AND to_char(f.sched_arr_at AT TIME ZONE d.tzone, 'HH24MI')::integer <> f.sched_arr_time""",
+    "flight.sched_arrival_known": "f.sched_arr_at IS NULL",
+    "flight.sched_arrival_after_departure": """
+        f.sched_arr_at <= f.sched_dep_at
+        OR f.sched_arr_at > f.sched_dep_at + interval '24 hours'""",
+    "flight.arrival_after_departure": "f.arr_at <= f.dep_at",
+    "flight.flags_consistent": """
+        f.is_diverted <> (NOT f.is_cancelled AND (f.arr_delay_min IS NULL OR f.arr_time IS NULL))
+        OR f.is_cancelled <> (f.dep_time IS NULL)""",
+    "flight.delays_in_range": """
+        f.dep_delay_min NOT BETWEEN -180 AND 1800 OR f.arr_delay_min NOT BETWEEN -240 AND 1800""",
+    "flight.air_time_in_range": "f.air_time_min NOT BETWEEN 5 AND 1000",
+    "flight.distance_in_range": "f.distance_mi NOT BETWEEN 10 AND 6000",
+}
+WEATHER_RULES: Final = {
+    "weather.values_in_range": """
+        w.temp_f NOT BETWEEN -40 AND 125 OR w.humid_pct NOT BETWEEN 0 AND 100
+        OR w.visib_mi NOT BETWEEN 0 AND 10 OR w.precip_in NOT BETWEEN 0 AND 5
+        OR w.wind_speed_mph NOT BETWEEN 0 AND 150 OR w.pressure_mb NOT BETWEEN 900 AND 1100""",
+}
+
+
+def _scalar(cur: psycopg.Cursor[Any], query: sql.Composed | str, params: Any = None) -> Any:
+    cur.execute(query, params)
+    row = cur.fetchone()
+    return None if row is None else row[0]
+
+
+def _orphans(cur: psycopg.Cursor[Any]) -> list[CheckResult]:
+    results = []
+    for table, column, dim, key in FOREIGN_KEYS:
+        query = sql.SQL(
+            "SELECT count(*) FROM dw.{t} AS f WHERE f.{c} IS NOT NULL"
+            " AND NOT EXISTS (SELECT 1 FROM dw.{d} AS d WHERE d.{k} = f.{c})"
+        ).format(
+            t=sql.Identifier(table),
+            c=sql.Identifier(column),
+            d=sql.Identifier(dim),
+            k=sql.Identifier(key),
+        )
+        n = int(_scalar(cur, query))
+        results.append(CheckResult(f"orphan_fk.{table}.{column}", n == 0, n, 0))
+    return results
+
+
+def _duplicates(cur: psycopg.Cursor[Any]) -> list[CheckResult]:
+    results = []
+    for table, keys in NATURAL_KEYS:
+        cols = sql.SQL(", ").join(sql.Identifier(k) for k in keys)
+        query = sql.SQL(
+            "SELECT count(*), (array_agg(row_to_json(x)))[1:5] FROM"
+            " (SELECT {cols}, count(*) AS copies FROM dw.{t}"
+            "  GROUP BY {cols} HAVING count(*) > 1) AS x"
+        ).format(cols=cols, t=sql.Identifier(table))
+        cur.execute(query)
+        row = cur.fetchone()
+        n, sample = (int(row[0]), row[1]) if row else (0, None)
+        details = {"sample": sample} if n else {}
+        results.append(CheckResult(f"duplicate_natural_key.{table}", n == 0, n, 0, details))
+    return results
+
+
+def _rules(cur: psycopg.Cursor[Any], batch_id: int | None) -> list[CheckResult]:
+    results = []
+    scope = sql.SQL("f.load_batch_id = %(batch_id)s" if batch_id is not None else "true")
+    for name, condition in FLIGHT_RULES.items():
+        query = sql.SQL(
+            "SELECT count(*), (array_agg(f.flight_key))[1:5] FROM dw.fact_flight AS f"
+            " JOIN dw.dim_airport AS o ON o.airport_key = f.origin_airport_key"
+            " JOIN dw.dim_airport AS d ON d.airport_key = f.dest_airport_key"
+            " WHERE {scope} AND ({cond})"
+        ).format(scope=scope, cond=sql.SQL(condition))
+        cur.execute(query, {"batch_id": batch_id})
+        row = cur.fetchone()
+        n, sample = (int(row[0]), row[1]) if row else (0, None)
+        details = {"flight_keys": sample} if n else {}
+        results.append(CheckResult(name, n == 0, n, 0, details))
+    wscope = sql.SQL("w.load_batch_id = %(batch_id)s" if batch_id is not None else "true")
+    for name, condition in WEATHER_RULES.items():
+        query = sql.SQL(
+            "SELECT count(*) FROM dw.fact_weather_hourly AS w WHERE {scope} AND ({cond})"
+        ).format(scope=wscope, cond=sql.SQL(condition))
+        n = int(_scalar(cur, query, {"batch_id": batch_id}))
+        results.append(CheckResult(name, n == 0, n, 0))
+    return results
+
+
+def _reconcile(cur: psycopg.Cursor[Any], batch_id: int) -> list[CheckResult]:
+    """Counts of the batch add up, and every staged row is in dw (by natural key)."""
+    results = []
+    counts = _scalar(cur, "SELECT counts FROM meta.load_batches WHERE batch_id = %s", [batch_id])
+    for topic, c in sorted((counts or {}).get("topics", {}).items()):
+        landed = int(c["landed"])
+        accounted = int(c["duplicate"]) + int(c["loaded"]) + int(c["rejected"])
+        results.append(
+            CheckResult(
+                f"reconcile.{topic}.landed_eq_duplicate_loaded_rejected",
+                landed == accounted,
+                accounted,
+                landed,
+                dict(c),
+            )
+        )
+    staged = {
+        "flights": "SELECT count(*) FROM staging.flights",
+        "weather": "SELECT count(*) FROM staging.weather",
+        "airlines": "SELECT count(*) FROM staging.airlines",
+        "airports": "SELECT count(*) FROM staging.airports WHERE member_source = 'reference'",
+        "planes": "SELECT count(*) FROM staging.planes",
+    }
+    for topic, query in staged.items():
+        expected = int((counts or {}).get("topics", {}).get(topic, {}).get("loaded", 0))
+        n = int(_scalar(cur, query))
+        results.append(
+            CheckResult(f"reconcile.{topic}.staged_eq_loaded", n == expected, n, expected)
+        )
+    missing = {
+        "flights": """
+            SELECT count(*) FROM staging.flights_resolved AS s WHERE NOT EXISTS (
+                SELECT 1 FROM dw.fact_flight AS f
+                WHERE f.date_key = s.date_key AND f.airline_key = s.airline_key
+                  AND f.flight_number = s.flight_number
+                  AND f.origin_airport_key = s.origin_airport_key)""",
+        "weather": """
+            SELECT count(*) FROM staging.weather_resolved AS s WHERE NOT EXISTS (
+                SELECT 1 FROM dw.fact_weather_hourly AS w
+                WHERE w.airport_key = s.airport_key AND w.observed_at = s.observed_at)""",
+    }
+    for topic, query in missing.items():
+        n = int(_scalar(cur, query))
+        results.append(CheckResult(f"reconcile.{topic}.staged_rows_in_dw", n == 0, n, 0))
+    return results
+
+
+def run_checks(
+    conn: psycopg.Connection[Any], batch_id: int | None = None, *, reconcile: bool = True
+) -> list[CheckResult]:
+    """Every check on ``conn`` (inside the caller's transaction); never raises on failure.
+
+    With ``batch_id``, row-level rules look at the rows that batch wrote and, if
+    ``reconcile``, the batch's counts are reconciled against the staging tables (only
+    meaningful inside the load transaction); without, the whole warehouse is checked.
+    """
+    with conn.cursor() as cur:
+        results = _orphans(cur) + _duplicates(cur) + _rules(cur, batch_id)
+        if batch_id is not None and reconcile:
+            results += _reconcile(cur, batch_id)
+    return results
+
+
+def record_checks(
+    conn: psycopg.Connection[Any], results: Sequence[CheckResult], batch_id: int | None
+) -> None:
+    with conn.cursor() as cur:
+        cur.executemany(
+            "INSERT INTO meta.check_results (batch_id, check_name, passed, observed, expected,"
+            " details) VALUES (%s, %s, %s, %s, %s, %s)",
+            [
+                (batch_id, r.name, r.passed, r.observed, r.expected, Jsonb(r.details))
+                for r in results
+            ],
+        )
+
+
+def failures(results: Sequence[CheckResult]) -> list[CheckResult]:
+    return [r for r in results if not r.passed]
+
+
+def check_warehouse(
+    settings: Settings | None = None,
+    batch_id: int | None = None,
+    *,
+    record: bool = True,
+    raise_on_failure: bool = True,
+) -> list[CheckResult]:
+    """Check the warehouse (row rules limited to ``batch_id``'s rows if given); store the
+    results in meta.check_results; raise :class:`DataCheckError` if anything is broken.
+
+    Every load already ran the full set, batch reconciliation included, inside its own
+    transaction; this is the on-demand (CLI, DAG) check of the committed state.
+    """
+    settings = settings or get_settings()
+    with connect(settings) as conn:
+        results = run_checks(conn, batch_id, reconcile=False)
+        if record:
+            record_checks(conn, results, batch_id)
+        conn.commit()
+    bad = failures(results)
+    if bad and raise_on_failure:
+        raise DataCheckError(bad, batch_id)
+    return results

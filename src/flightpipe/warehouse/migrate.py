@@ -1,0 +1,59 @@
+"""Versioned schema migrations, applied with yoyo-migrations.
+
+The migrations are plain ``.sql`` files shipped inside the package (``migrations/``), each
+with a ``-- depends:`` header. yoyo records what it applied (tables ``_yoyo_*`` in the
+``public`` schema) and takes a lock, so :func:`migrate` is safe to run twice or concurrently.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+from yoyo import get_backend, read_migrations
+
+from flightpipe.settings import Settings, get_settings
+
+MIGRATIONS_PACKAGE = "flightpipe.warehouse"
+
+
+def migrations_dir() -> Path:
+    """Directory holding the versioned ``.sql`` migrations."""
+    return Path(str(resources.files(MIGRATIONS_PACKAGE) / "migrations"))
+
+
+def yoyo_url(dsn: str) -> str:
+    """yoyo picks its driver from the URL scheme; ``postgresql+psycopg`` selects psycopg 3."""
+    for prefix in (
+        "postgresql+psycopg://",
+        "postgresql+psycopg2://",
+        "postgresql://",
+        "postgres://",
+    ):
+        if dsn.startswith(prefix):
+            return "postgresql+psycopg://" + dsn[len(prefix) :]
+    raise ValueError("warehouse DSN must be a postgresql:// URL")
+
+
+def pending(settings: Settings | None = None) -> list[str]:
+    """Ids of the migrations not applied yet."""
+    settings = settings or get_settings()
+    backend = get_backend(yoyo_url(settings.warehouse_dsn))
+    try:
+        return [m.id for m in backend.to_apply(read_migrations(str(migrations_dir())))]
+    finally:
+        backend.connection.close()
+
+
+def migrate(settings: Settings | None = None) -> list[str]:
+    """Apply every pending migration; return the ids applied (empty when up to date)."""
+    settings = settings or get_settings()
+    backend = get_backend(yoyo_url(settings.warehouse_dsn))
+    try:
+        migrations = read_migrations(str(migrations_dir()))
+        with backend.lock():
+            todo = backend.to_apply(migrations)
+            backend.apply_migrations(todo)
+        return [m.id for m in todo]
+    finally:
+        backend.connection.close()
