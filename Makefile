@@ -12,7 +12,7 @@ PYTEST_ARGS ?=
 .PHONY: help up down status clean psql password test lint unit bench docs video demo
 
 help: ## Show the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
 $(UV):
 	@echo "Installing uv (Python package manager) from PyPI ..."
@@ -50,3 +50,5 @@ unit: $(VENV)/.synced ## Tests that need no services
 
 test: lint ## Lint, type-check and run all tests (starts the stack when it is not running)
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+include mk/docs.mk
