@@ -19,7 +19,7 @@ $(UV):
 	python3 -m pip install --quiet --disable-pip-version-check uv
 
 $(VENV)/.synced: pyproject.toml uv.lock | $(UV)
-	$(UV) sync --frozen --quiet
+	$(UV) sync --frozen --quiet --compile-bytecode
 	@touch $@
 
 up: $(VENV)/.synced ## Install what is missing, start Kafka, PostgreSQL, Dask, Airflow and the first pipeline cycle

@@ -1,0 +1,533 @@
+"""Landing consumers: one group, N member processes, at-least-once into Parquet.
+
+Per batch: decode each message into its event type (failures go to ``<topic>.dlq``), write
+one landing file per partition (atomic, fsynced), flush the DLQ producer, and only then
+commit the batch's offsets synchronously. A crash anywhere before the commit re-delivers the
+batch, and the re-delivered batch replaces what the crashed member left (see landing.py).
+
+Batch mode stops at a snapshot of the end offsets taken once, after the producers are done.
+The stop rule is group-wide: a member leaves when the group's committed offsets of every
+partition reached the snapshot, so a member holding no partition neither hangs nor leaves
+early (it stays to take over partitions of a member that dies).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import time
+from collections import defaultdict
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from types import FrameType
+from typing import Any, Final
+
+import msgspec
+from confluent_kafka import (
+    OFFSET_INVALID,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Message,
+    Producer,
+    TopicPartition,
+)
+
+from flightpipe.events import Event, event_type
+from flightpipe.ingest import BATCH_MESSAGES, procs
+from flightpipe.ingest.landing import build_table, land_batch
+from flightpipe.ingest.topics import INPUT_TOPICS, IngestError, dlq_topic, watermarks
+from flightpipe.settings import Settings, get_settings
+
+log = logging.getLogger(__name__)
+
+# topic (without prefix) -> partition -> offset the batch run must reach. Partition keys may
+# also be strings (the snapshot after a JSON round trip, e.g. through XCom).
+Snapshot = Mapping[str, Mapping[int, int] | Mapping[str, int]]
+TP = tuple[str, int]
+
+BATCH_SECONDS: Final = 1.0
+DONE_CHECK_EVERY: Final = 0.5
+
+
+def snapshot(
+    settings: Settings | None = None, topics: tuple[str, ...] = INPUT_TOPICS
+) -> dict[str, dict[int, int]]:
+    """End offsets to consume up to; partitions with nothing to read are left out.
+
+    Take it once, after the producers of the run are done, and give the same one to every
+    member: what arrives later is the next run's.
+    """
+    settings = settings or get_settings()
+    result: dict[str, dict[int, int]] = {}
+    for topic in topics:
+        marks = watermarks(settings, topic)
+        result[topic] = {p: high for p, (low, high) in marks.items() if high > low}
+    return result
+
+
+def consumer_config(settings: Settings, member: str, static: bool = False) -> dict[str, Any]:
+    """``static``: the member name is its identity in the group (static membership).
+
+    A restarted static member takes its partitions back at once, without a rebalance or
+    waiting for the dead one's session to expire; a second live process with the same name
+    fences the first (the zombie gets a fatal error instead of writing).
+    """
+    config = {
+        "bootstrap.servers": settings.kafka_bootstrap,
+        "group.id": settings.consumer_group,
+        "client.id": member,
+        "enable.auto.commit": False,
+        "auto.offset.reset": "earliest",
+        "partition.assignment.strategy": "cooperative-sticky",
+        # Short session: partitions of a killed member move on within seconds.
+        "session.timeout.ms": 6000,
+        "heartbeat.interval.ms": 1500,
+        "max.poll.interval.ms": 120_000,
+        "max.partition.fetch.bytes": 4 * 1024 * 1024,
+    }
+    if static:
+        config["group.instance.id"] = f"{settings.consumer_group}/{member}"
+    return config
+
+
+@dataclass
+class MemberResult:
+    member: str
+    consumed: int = 0
+    landed: int = 0
+    dlq: int = 0
+    files: int = 0
+    commits: int = 0
+    seconds: float = 0.0
+    per_topic: dict[str, int] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class _Invalid:
+    msg: Message
+    error: str
+
+
+class LandingConsumer:
+    """One member of the landing group. ``until`` None means follow mode."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        member: str | None = None,
+        until: Snapshot | None = None,
+        batch_messages: int = BATCH_MESSAGES,
+        batch_seconds: float = BATCH_SECONDS,
+        timeout: float | None = None,
+    ) -> None:
+        self.settings = settings
+        self.member = member or f"landing@{socket.gethostname()}:{os.getpid()}"
+        self.until = until
+        self.batch_messages = batch_messages
+        self.batch_seconds = batch_seconds
+        self.timeout = timeout
+        self.result = MemberResult(self.member)
+        self.stopping = False
+        self._base = {settings.topic(t): t for t in INPUT_TOPICS}
+        self._decoders = {
+            full: (event_type(base), msgspec.json.Decoder(event_type(base)))
+            for full, base in self._base.items()
+        }
+        self._buffer: dict[TP, list[Message]] = defaultdict(list)
+        self._buffered = 0
+        self._committed: dict[TP, int] = {}
+        self._ends: dict[TP, int] | None = None
+        if until is not None:
+            self._ends = {
+                (settings.topic(base), int(p)): int(end)
+                for base, ends in until.items()
+                for p, end in ends.items()
+            }
+        self._paused: set[TP] = set()
+        self._consumer = Consumer(consumer_config(settings, self.member, static=member is not None))
+        self._dlq: Producer | None = None
+        self._dlq_failed: str | None = None
+
+    # --- lifecycle -------------------------------------------------------------------------
+    def request_stop(self, *_: Any) -> None:
+        self.stopping = True
+
+    def run(self) -> MemberResult:
+        started = time.monotonic()
+        self._consumer.subscribe(
+            list(self._base), on_assign=self._on_assign, on_revoke=self._on_revoke,
+            on_lost=self._on_lost,
+        )  # fmt: skip
+        try:
+            done = self._loop(started)
+            self._flush(list(self._buffer))
+            if self.until is not None and not done:
+                # A batch run cut short must not look like a finished one to its caller.
+                raise IngestError(f"{self.member}: stopped before the snapshot was reached")
+        finally:
+            self.result.seconds = round(time.monotonic() - started, 3)
+            if self._dlq is not None:
+                self._dlq.flush(30)
+            self._consumer.close()
+        log.info(
+            "%s: %d consumed, %d landed, %d to DLQ in %.1f s",
+            self.member, self.result.consumed, self.result.landed, self.result.dlq,
+            self.result.seconds,
+        )  # fmt: skip
+        return self.result
+
+    def _loop(self, started: float) -> bool:
+        """Consume until stopped (False) or, in batch mode, the group is done (True)."""
+        batch_started = time.monotonic()
+        last_check = 0.0
+        while not self.stopping:
+            room = max(1, min(10_000, self.batch_messages - self._buffered))
+            messages = self._consumer.consume(num_messages=room, timeout=0.2)
+            self._take(messages)
+            now = time.monotonic()
+            if self._buffered == 0:
+                batch_started = now
+            elif (
+                not messages
+                or self._buffered >= self.batch_messages
+                or now - batch_started >= self.batch_seconds
+            ):
+                self._flush(list(self._buffer))
+                batch_started = now
+            if self.until is not None and not messages and now - last_check >= DONE_CHECK_EVERY:
+                last_check = now
+                if self._group_done():
+                    return True
+            if self.timeout is not None and now - started > self.timeout:
+                raise IngestError(
+                    f"{self.member}: snapshot not reached after {self.timeout:.0f} s; "
+                    f"lag: {self._lag()}"
+                )
+        return False
+
+    def _take(self, messages: list[Message]) -> None:
+        groups: dict[TP, list[Message]] = {}
+        for msg in messages:
+            err = msg.error()
+            if err is not None:
+                if err.fatal():
+                    raise KafkaException(err)
+                log.warning("%s: consumer error: %s", self.member, err)
+                continue
+            topic, partition = msg.topic(), msg.partition()
+            assert topic is not None and partition is not None
+            key = (topic, partition)
+            group = groups.get(key)
+            if group is None:
+                groups[key] = group = []
+            group.append(msg)
+        for key, group in groups.items():
+            if self._ends is not None:
+                group = self._within_snapshot(key, group)
+            self._buffer[key].extend(group)
+            self._buffered += len(group)
+
+    def _within_snapshot(self, key: TP, group: list[Message]) -> list[Message]:
+        assert self._ends is not None
+        end = self._ends.get(key, -1)
+        if _offset(group[-1]) < end:
+            return group
+        # Past the snapshot: the next run's. Stop fetching it; it is never committed here.
+        if key not in self._paused:
+            self._paused.add(key)
+            self._consumer.pause([TopicPartition(*key)])
+        return [m for m in group if _offset(m) < end]
+
+    # --- rebalance ---------------------------------------------------------------------------
+    def _on_assign(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        # A (re)assigned partition starts unpaused; _take pauses it again if need be.
+        self._paused.difference_update((tp.topic, tp.partition) for tp in partitions)
+        log.info("%s: assigned %s", self.member, _names(partitions))
+
+    def _on_revoke(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        # Land and commit what we hold for these partitions while we still own them; if that
+        # fails the batch is simply re-delivered to the next owner.
+        keys = [(tp.topic, tp.partition) for tp in partitions]
+        log.info("%s: revoked %s", self.member, _names(partitions))
+        try:
+            self._flush([k for k in keys if k in self._buffer])
+        except KafkaException as exc:
+            log.warning("%s: flush on revoke failed, batch will be re-read: %s", self.member, exc)
+            self._drop(keys)
+
+    def _on_lost(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        # Someone else may own them already: committing is not ours to do any more.
+        log.warning("%s: lost %s", self.member, _names(partitions))
+        self._drop([(tp.topic, tp.partition) for tp in partitions])
+
+    def _drop(self, keys: list[TP]) -> None:
+        for key in keys:
+            self._buffered -= len(self._buffer.pop(key, []))
+
+    # --- one batch ---------------------------------------------------------------------------
+    def _flush(self, keys: list[TP]) -> None:
+        commits: list[TopicPartition] = []
+        for key in keys:
+            messages = self._buffer.pop(key, [])
+            self._buffered -= len(messages)
+            if messages:
+                commits.append(self._land(key, messages))
+        if not commits:
+            return
+        if self._dlq is not None and self._dlq.flush(30) > 0:
+            raise IngestError(f"{self.member}: DLQ messages not delivered; batch not committed")
+        if self._dlq_failed:
+            raise IngestError(f"{self.member}: DLQ delivery failed: {self._dlq_failed}")
+        self._commit(commits)
+
+    def _commit(self, offsets: list[TopicPartition]) -> None:
+        """Commit synchronously; a refused commit is logged, not raised.
+
+        Not committing is always safe: the files are durable, and whoever reads the offsets
+        again replaces them (see landing.py). Refusals happen in rebalances (the generation
+        moved on) and are expected when members come and go.
+        """
+        try:
+            self._consumer.commit(offsets=offsets, asynchronous=False)
+        except KafkaException as exc:
+            if exc.args[0].fatal():
+                raise
+            log.warning("%s: commit refused, offsets will be re-read: %s", self.member, exc)
+            return
+        self.result.commits += 1
+        for tp in offsets:
+            self._committed[(tp.topic, tp.partition)] = tp.offset
+
+    def _land(self, key: TP, messages: list[Message]) -> TopicPartition:
+        topic, partition = key
+        tp, decoder = self._decoders[topic]
+        events: list[Event] = []
+        offsets: list[int] = []
+        keys: list[str] = []
+        for msg in messages:
+            outcome = _decode(decoder, msg)
+            if isinstance(outcome, _Invalid):
+                self._send_dlq(outcome)
+                continue
+            events.append(outcome[0])
+            keys.append(outcome[1])
+            offsets.append(_offset(msg))
+        first, last = _offset(messages[0]), _offset(messages[-1])
+        table = build_table(tp, events, topic, partition, offsets, keys) if events else None
+        base = self._base[topic]
+        if land_batch(self.settings, base, partition, first, last, table) is not None:
+            self.result.files += 1
+        self.result.consumed += len(messages)
+        self.result.landed += len(events)
+        self.result.per_topic[base] = self.result.per_topic.get(base, 0) + len(events)
+        return TopicPartition(topic, partition, last + 1)
+
+    # --- dead letters ------------------------------------------------------------------------
+    def _send_dlq(self, bad: _Invalid) -> None:
+        if self._dlq is None:
+            self._dlq = Producer(
+                {
+                    "bootstrap.servers": self.settings.kafka_bootstrap,
+                    "client.id": f"{self.member}-dlq",
+                    "enable.idempotence": True,
+                    "acks": "all",
+                    "linger.ms": 20,
+                }
+            )
+        msg = bad.msg
+        topic = msg.topic() or ""
+        headers: list[tuple[str, str | bytes | None]] = [
+            ("error", bad.error.encode()),
+            ("source_topic", topic.encode()),
+            ("source_partition", str(msg.partition()).encode()),
+            ("source_offset", str(_offset(msg)).encode()),
+        ]
+        while True:
+            try:
+                self._dlq.produce(
+                    dlq_topic(topic), msg.value(), msg.key(), headers=headers,
+                    on_delivery=self._dlq_delivered,
+                )  # fmt: skip
+                break
+            except BufferError:
+                self._dlq.poll(0.05)
+        self.result.dlq += 1
+
+    def _dlq_delivered(self, err: KafkaError | None, _msg: Message) -> None:
+        if err is not None and self._dlq_failed is None:
+            self._dlq_failed = str(err)
+
+    # --- stop rule ---------------------------------------------------------------------------
+    def _targets(self) -> list[tuple[TopicPartition, int]]:
+        assert self._ends is not None
+        return [(TopicPartition(t, p), end) for (t, p), end in self._ends.items()]
+
+    def _group_done(self) -> bool:
+        """True once the group's committed offsets reached the snapshot everywhere."""
+        targets = self._targets()
+        try:
+            self._commit_gaps()
+            committed = self._consumer.committed([tp for tp, _ in targets], timeout=10)
+        except KafkaException as exc:
+            # Coordinator moving or busy: not done yet, ask again on the next idle poll.
+            log.warning("%s: cannot read committed offsets yet: %s", self.member, exc)
+            return False
+        return all(c.offset >= end for c, (_, end) in zip(committed, targets, strict=True))
+
+    def _commit_gaps(self) -> None:
+        # Compaction or control records can leave our last message short of the snapshot
+        # while the position is past it; when idle, the snapshot itself is what to commit.
+        assignment = self._consumer.assignment()
+        if not assignment or self._buffered or self._ends is None:
+            return
+        advance = []
+        for pos in self._consumer.position(assignment):
+            key = (pos.topic, pos.partition)
+            end = self._ends.get(key)
+            if end is None or pos.offset == OFFSET_INVALID:
+                continue
+            if pos.offset >= end and self._committed.get(key, -1) < end:
+                advance.append(TopicPartition(pos.topic, pos.partition, end))
+        if advance:
+            self._commit(advance)
+
+    def _lag(self) -> dict[str, int]:
+        targets = self._targets()
+        committed = self._consumer.committed([tp for tp, _ in targets], timeout=10)
+        return {
+            f"{c.topic}[{c.partition}]": end - max(c.offset, 0)
+            for c, (_, end) in zip(committed, targets, strict=True)
+            if c.offset < end
+        }
+
+
+def _decode(decoder: msgspec.json.Decoder[Any], msg: Message) -> tuple[Event, str] | _Invalid:
+    """The event and its key, or why the message is a dead letter."""
+    value = msg.value()
+    if value is None:
+        return _Invalid(msg, "null value (tombstone) where an event was expected")
+    try:
+        event: Event = decoder.decode(value)
+    except msgspec.ValidationError as exc:
+        return _Invalid(msg, f"schema: {exc}")
+    except msgspec.DecodeError as exc:
+        return _Invalid(msg, f"malformed: {exc}")
+    raw_key = msg.key()
+    key = raw_key.decode("utf-8", "replace") if isinstance(raw_key, bytes) else raw_key
+    natural = event.key()
+    if key != natural:
+        return _Invalid(msg, f"key: message key {key!r} is not the event key {natural!r}")
+    return event, natural
+
+
+def _offset(msg: Message) -> int:
+    offset = msg.offset()
+    assert offset is not None
+    return offset
+
+
+def _names(partitions: list[TopicPartition]) -> str:
+    return ", ".join(f"{tp.topic}[{tp.partition}]" for tp in partitions) or "nothing"
+
+
+def consume_member(
+    settings: Settings | None = None,
+    until: Snapshot | None = None,
+    member: str | None = None,
+    timeout: float | None = None,
+    batch_messages: int = BATCH_MESSAGES,
+) -> MemberResult:
+    """Run one group member in this process until the snapshot (or SIGTERM in follow mode).
+
+    SIGTERM/SIGINT finish the current batch (land + commit) and close the consumer.
+    """
+    settings = settings or get_settings()
+    member_ = LandingConsumer(
+        settings, member, until, batch_messages=batch_messages, timeout=timeout
+    )
+    previous = _install_stop(member_)
+    try:
+        return member_.run()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _install_stop(member: LandingConsumer) -> dict[int, Any]:
+    previous: dict[int, Any] = {}
+    try:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            previous[sig] = signal.signal(sig, _handler(member))
+    except ValueError:
+        pass  # not the main thread: the caller stops us with request_stop()
+    return previous
+
+
+def _handler(member: LandingConsumer) -> Any:
+    def handle(_sig: int, _frame: FrameType | None) -> None:
+        member.request_stop()
+
+    return handle
+
+
+def consume_group(
+    settings: Settings | None = None,
+    members: int | None = None,
+    until: Snapshot | None = None,
+    follow: bool = False,
+    timeout: float = 900.0,
+    batch_messages: int = BATCH_MESSAGES,
+) -> list[MemberResult]:
+    """Run the group as ``members`` processes (default ``settings.consumers``).
+
+    Batch mode (default): takes the end-offset snapshot now unless given, and returns when
+    every partition is committed up to it. Raises IngestError if a member failed.
+    """
+    settings = settings or get_settings()
+    count = members or settings.consumers
+    target = None if follow else (until if until is not None else snapshot(settings))
+    children = [
+        procs.spawn(settings, member_args(i, target, timeout, batch_messages)) for i in range(count)
+    ]
+    # Members enforce the batch timeout themselves; the margin only catches a hung one.
+    outcomes = procs.wait_all(children, None if follow else timeout + 60)
+    failed = [o for o in outcomes if o.returncode != 0 or o.result is None]
+    if failed:
+        raise IngestError(
+            f"{len(failed)} of {count} consumers failed (exit codes "
+            f"{[o.returncode for o in failed]})"
+        )
+    return [MemberResult(**o.result) for o in outcomes if o.result is not None]
+
+
+def member_name(index: int) -> str:
+    """The stable name (and static group identity) of the index-th member."""
+    return f"landing-{index}"
+
+
+def member_args(
+    index: int, until: Snapshot | None, timeout: float | None, batch_messages: int
+) -> list[str]:
+    args = ["consume", "--in-process", "--member", member_name(index)]
+    args += ["--batch-messages", str(batch_messages)]
+    if until is None:
+        args.append("--follow")
+    else:
+        args += ["--until", encode_snapshot(until)]
+    if timeout is not None:
+        args += ["--timeout", str(timeout)]
+    return args
+
+
+def encode_snapshot(until: Snapshot) -> str:
+    return msgspec.json.encode(until).decode()
+
+
+def decode_snapshot(text: str) -> dict[str, dict[int, int]]:
+    return msgspec.json.decode(text, type=dict[str, dict[int, int]])

@@ -1,0 +1,212 @@
+"""Landing zone: one Parquet file per (topic, partition, consumer batch), named by offsets.
+
+Layout: ``<landing_dir>/<topic>/partition=<p>/<first:012d>-<last:012d>.parquet`` where
+``first..last`` is the offset range the batch covered (rows that went to the DLQ leave gaps).
+
+Invariants the consumer keeps and the next stage may rely on:
+* a file appears atomically (temp name, fsync, rename, fsync of the directory);
+* offsets are committed only after the file is durable, so every file whose last offset is
+  below the group's committed offset is final and never changes again;
+* a batch starting at offset ``first`` first removes any file of its partition ending at or
+  after ``first``: those were written by a member that died before committing, and the
+  re-delivered batch replaces them. Once the group has committed past an offset, landing
+  holds it exactly once (or it is in the DLQ).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Final
+
+import msgspec
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from flightpipe.events import Event, field_kinds
+from flightpipe.ingest.topics import committed_offsets, end_offsets, full_name
+from flightpipe.settings import Settings
+
+__all__ = [
+    "META_COLUMNS",
+    "LandedFile",
+    "committed_offsets",
+    "end_offsets",
+    "landing_schema",
+    "list_landed_files",
+    "read_landed",
+]
+
+META_COLUMNS: Final = ("_topic", "_partition", "_offset", "_key")
+_FILE_RE: Final = re.compile(r"^(\d{12})-(\d{12})\.parquet$")
+_ARROW: Final[dict[type, pa.DataType]] = {
+    int: pa.int64(),
+    float: pa.float64(),
+    str: pa.string(),
+    datetime: pa.timestamp("us", tz="UTC"),
+}
+
+
+@dataclass(frozen=True)
+class LandedFile:
+    path: Path
+    topic: str
+    partition: int
+    first_offset: int
+    last_offset: int
+    rows: int
+
+
+def landing_schema(tp: type[Event]) -> pa.Schema:
+    """Event fields in wire order, then the Kafka lineage columns."""
+    fields = [
+        pa.field(name, _ARROW[kind], nullable=nullable)
+        for name, (kind, nullable) in field_kinds(tp).items()
+    ]
+    fields += [
+        pa.field("_topic", pa.string(), nullable=False),
+        pa.field("_partition", pa.int32(), nullable=False),
+        pa.field("_offset", pa.int64(), nullable=False),
+        pa.field("_key", pa.string(), nullable=False),
+    ]
+    return pa.schema(fields)
+
+
+def topic_dir(settings: Settings, topic: str) -> Path:
+    """Landing folder of a topic (named as on the broker, i.e. with the prefix)."""
+    return settings.landing_dir / full_name(settings, topic)
+
+
+def partition_dir(settings: Settings, topic: str, partition: int) -> Path:
+    return topic_dir(settings, topic) / f"partition={partition}"
+
+
+def file_name(first_offset: int, last_offset: int) -> str:
+    return f"{first_offset:012d}-{last_offset:012d}.parquet"
+
+
+def build_table(
+    tp: type[Event],
+    events: Sequence[Event],
+    topic: str,
+    partition: int,
+    offsets: Sequence[int],
+    keys: Sequence[str],
+) -> pa.Table:
+    schema = landing_schema(tp)
+    n_fields = len(tp.__struct_fields__)
+    rows = [msgspec.structs.astuple(e) for e in events]
+    columns = list(zip(*rows, strict=True)) if rows else [() for _ in range(n_fields)]
+    arrays = [pa.array(col, type=schema.field(i).type) for i, col in enumerate(columns[:n_fields])]
+    arrays += [
+        pa.array([topic] * len(events), pa.string()),
+        pa.array([partition] * len(events), pa.int32()),
+        pa.array(offsets, pa.int64()),
+        pa.array(keys, pa.string()),
+    ]
+    return pa.Table.from_arrays(arrays, schema=schema)
+
+
+def _array(values: Sequence[object], type_: pa.DataType) -> pa.Array:
+    if pa.types.is_timestamp(type_):
+        # Integers: pyarrow would import pandas to convert zone-aware datetimes, and is slower.
+        micros = [
+            None if v is None else (v - _EPOCH) // _MICROSECOND  # type: ignore[operator]
+            for v in values
+        ]
+        return pa.array(micros, pa.int64()).cast(type_)
+    return pa.array(values, type=type_)
+
+
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND: Final = timedelta(microseconds=1)
+
+
+def land_batch(
+    settings: Settings,
+    topic: str,
+    partition: int,
+    first_offset: int,
+    last_offset: int,
+    table: pa.Table | None,
+) -> Path | None:
+    """Make ``table`` the durable landing of offsets ``first..last`` of one partition.
+
+    ``table`` is None when every message of the range went to the DLQ; stale files of
+    the range are removed all the same.
+    """
+    folder = partition_dir(settings, topic, partition)
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / file_name(first_offset, last_offset)
+    tmp: Path | None = None
+    if table is not None:
+        tmp = folder / f".{target.name}.{os.getpid()}.tmp"
+        pq.write_table(table, tmp, compression="zstd")
+        _fsync(tmp)
+    _remove_stale(folder, first_offset, keep=target.name)
+    if tmp is not None:
+        os.replace(tmp, target)
+    _fsync(folder)
+    return target if table is not None else None
+
+
+def _remove_stale(folder: Path, first_offset: int, keep: str) -> None:
+    # Files at or after `first_offset` were never committed (we are re-reading them), and so
+    # are temp files of other processes: a partition has one owner at a time.
+    for entry in folder.iterdir():
+        if entry.name.endswith(".tmp") and not entry.name.endswith(f".{os.getpid()}.tmp"):
+            entry.unlink(missing_ok=True)
+            continue
+        match = _FILE_RE.match(entry.name)
+        if match and entry.name != keep and int(match.group(2)) >= first_offset:
+            entry.unlink(missing_ok=True)
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def list_landed_files(
+    settings: Settings, topic: str, *, only_committed: bool = False
+) -> list[LandedFile]:
+    """Landed files of a topic, by partition and offset.
+
+    ``topic`` is the logical name (``flights``); a name already carrying the topic prefix
+    is accepted as well.
+
+    With ``only_committed`` the files the consumer group has not committed yet are left
+    out (they may still be replaced); use it when consumers may be running (follow mode).
+    """
+    root = topic_dir(settings, topic)
+    if not root.exists():
+        return []
+    committed = committed_offsets(settings, topic) if only_committed else {}
+    files = []
+    for folder in root.glob("partition=*"):
+        partition = int(folder.name.split("=", 1)[1])
+        for entry in folder.iterdir():
+            match = _FILE_RE.match(entry.name)
+            if not match:
+                continue
+            first, last = int(match.group(1)), int(match.group(2))
+            if only_committed and last >= committed.get(partition, -1):
+                continue
+            rows = pq.read_metadata(entry).num_rows
+            files.append(LandedFile(entry, root.name, partition, first, last, rows))
+    return sorted(files, key=lambda f: (f.partition, f.first_offset))
+
+
+def read_landed(paths: Iterable[Path | str | LandedFile]) -> pa.Table:
+    """All rows of the given landed files as one Arrow table (same schema per topic)."""
+    tables = [pq.read_table(p.path if isinstance(p, LandedFile) else p) for p in paths]
+    if not tables:
+        raise ValueError("read_landed needs at least one file")
+    return pa.concat_tables(tables)

@@ -1,0 +1,220 @@
+"""Topic layout and admin: created by code, idempotently; offsets for reconciliation."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Final
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from flightpipe.events import EVENT_TYPES, REFERENCE_TOPICS
+from flightpipe.settings import Settings
+
+log = logging.getLogger(__name__)
+
+INPUT_TOPICS: Final = tuple(EVENT_TYPES)
+DLQ_SUFFIX: Final = ".dlq"
+ADMIN_TIMEOUT: Final = 30.0
+_LEADERSHIP_ERRORS: Final = frozenset(
+    {
+        KafkaError.NOT_LEADER_FOR_PARTITION,
+        KafkaError.LEADER_NOT_AVAILABLE,
+        KafkaError.UNKNOWN_TOPIC_OR_PART,
+        KafkaError._TRANSPORT,
+    }
+)
+
+
+class IngestError(RuntimeError):
+    """Ingestion cannot go on; the message says why and what to check."""
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    name: str
+    partitions: int
+    config: dict[str, str] = field(default_factory=dict)
+
+
+def dlq_topic(topic: str) -> str:
+    return f"{topic}{DLQ_SUFFIX}"
+
+
+def full_name(settings: Settings, topic: str) -> str:
+    """The topic name on the broker; a name that already carries the prefix is kept."""
+    prefix = settings.topic_prefix
+    return topic if prefix and topic.startswith(prefix) else settings.topic(topic)
+
+
+def topic_specs(settings: Settings) -> list[TopicSpec]:
+    """Every topic of the pipeline, with the prefix of ``settings`` applied."""
+    partitions = {"flights": settings.flights_partitions, "weather": settings.weather_partitions}
+    specs = []
+    for base in INPUT_TOPICS:
+        name = settings.topic(base)
+        # Reference tables are state, not history: compaction keeps the latest row per key.
+        config = {"cleanup.policy": "compact"} if base in REFERENCE_TOPICS else {}
+        specs.append(TopicSpec(name, partitions.get(base, 1), config))
+        # A DLQ is never compacted: a poison message may have no key at all.
+        specs.append(TopicSpec(dlq_topic(name), 1, {"cleanup.policy": "delete"}))
+    return specs
+
+
+def admin(settings: Settings) -> AdminClient:
+    return AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
+
+
+def ensure_topics(settings: Settings) -> list[str]:
+    """Create missing topics; returns the names created. Safe to run any number of times."""
+    client = admin(settings)
+    specs = topic_specs(settings)
+    existing = client.list_topics(timeout=ADMIN_TIMEOUT).topics
+    missing = [s for s in specs if s.name not in existing]
+    created: list[str] = []
+    if missing:
+        futures = client.create_topics(
+            [
+                NewTopic(
+                    s.name,
+                    num_partitions=s.partitions,
+                    replication_factor=settings.replication_factor,
+                    config=s.config,
+                )
+                for s in missing
+            ],
+            operation_timeout=ADMIN_TIMEOUT,
+            request_timeout=ADMIN_TIMEOUT,
+        )
+        for name, future in futures.items():
+            try:
+                future.result()
+                created.append(name)
+            except KafkaException as exc:
+                # Another process may have created it between our listing and our request.
+                if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                    raise IngestError(f"cannot create topic {name}: {exc}") from exc
+    _wait_ready(client, [s.name for s in specs])
+    _check_partitions(client, specs)
+    if created:
+        log.info("created topics: %s", ", ".join(sorted(created)))
+    return sorted(created)
+
+
+def _wait_ready(client: AdminClient, names: list[str]) -> None:
+    # A new topic is listed before its partitions have leaders; clients that touch it in
+    # that window get NOT_LEADER errors.
+    deadline = time.monotonic() + ADMIN_TIMEOUT
+    while True:
+        topics = client.list_topics(timeout=ADMIN_TIMEOUT).topics
+        pending = [
+            n
+            for n in names
+            if n not in topics
+            or topics[n].error is not None
+            or any(p.leader < 0 or p.error is not None for p in topics[n].partitions.values())
+        ]
+        if not pending:
+            return
+        if time.monotonic() > deadline:
+            raise IngestError(f"topics not ready after {ADMIN_TIMEOUT:.0f} s: {pending}")
+        time.sleep(0.2)
+
+
+def _check_partitions(client: AdminClient, specs: list[TopicSpec]) -> None:
+    # More partitions would silently move keys to other partitions and break per-key order
+    # and the max-offset dedupe, so a mismatch is reported, never "fixed".
+    topics = client.list_topics(timeout=ADMIN_TIMEOUT).topics
+    for spec in specs:
+        have = len(topics[spec.name].partitions) if spec.name in topics else 0
+        if have != spec.partitions:
+            raise IngestError(
+                f"topic {spec.name} has {have} partitions, settings want {spec.partitions}; "
+                "use a new topic prefix or delete the topic"
+            )
+
+
+def delete_topics(settings: Settings) -> list[str]:
+    """Delete every topic of ``settings`` (test and demo cleanup); returns those deleted."""
+    client = admin(settings)
+    existing = client.list_topics(timeout=ADMIN_TIMEOUT).topics
+    names = [s.name for s in topic_specs(settings) if s.name in existing]
+    if not names:
+        return []
+    for future in client.delete_topics(names, operation_timeout=ADMIN_TIMEOUT).values():
+        future.result()
+    return names
+
+
+def partitions_of(settings: Settings, topic: str) -> list[int]:
+    """Partition ids of a full topic name."""
+    meta = admin(settings).list_topics(topic, timeout=ADMIN_TIMEOUT).topics.get(topic)
+    if meta is None or meta.error is not None:
+        raise IngestError(f"topic {topic} not found at {settings.kafka_bootstrap}")
+    return sorted(meta.partitions)
+
+
+def _offsets_consumer(settings: Settings) -> Consumer:
+    return Consumer(
+        {
+            "bootstrap.servers": settings.kafka_bootstrap,
+            "group.id": settings.consumer_group,
+            "enable.auto.commit": False,
+        }
+    )
+
+
+def watermarks(settings: Settings, topic: str) -> dict[int, tuple[int, int]]:
+    """Partition -> (low, high) watermarks of a topic given without its prefix."""
+    full = full_name(settings, topic)
+    consumer = _offsets_consumer(settings)
+    try:
+        return {p: _watermark(consumer, full, p) for p in partitions_of(settings, full)}
+    finally:
+        consumer.close()
+
+
+def _watermark(consumer: Consumer, topic: str, partition: int) -> tuple[int, int]:
+    deadline = time.monotonic() + ADMIN_TIMEOUT
+    while True:
+        try:
+            low, high = consumer.get_watermark_offsets(
+                TopicPartition(topic, partition), timeout=ADMIN_TIMEOUT
+            )
+            return int(low), int(high)
+        except KafkaException as exc:
+            # Leadership moves (new topic, broker restart) are transient: ask again.
+            transient = exc.args[0].retriable() or exc.args[0].code() in _LEADERSHIP_ERRORS
+            if not transient or time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
+def end_offsets(settings: Settings, topic: str) -> dict[int, int]:
+    """Partition -> high watermark (the next offset to be written); topic without prefix."""
+    return {p: high for p, (_, high) in watermarks(settings, topic).items()}
+
+
+def committed_offsets(settings: Settings, topic: str) -> dict[int, int]:
+    """Partition -> offset committed by ``settings.consumer_group``, -1 when none.
+
+    ``topic`` is given without its prefix. Reconciliation: once a batch run is over,
+    committed == end offset, and ``end - low`` = landed rows + DLQ messages (+ compaction).
+    """
+    full = full_name(settings, topic)
+    consumer = _offsets_consumer(settings)
+    try:
+        tps = [TopicPartition(full, p) for p in partitions_of(settings, full)]
+        return {tp.partition: max(tp.offset, -1) for tp in _committed(consumer, tps)}
+    finally:
+        consumer.close()
+
+
+def _committed(consumer: Consumer, tps: list[TopicPartition]) -> list[TopicPartition]:
+    result: list[TopicPartition] = consumer.committed(tps, timeout=ADMIN_TIMEOUT)
+    for tp in result:
+        if tp.error is not None:
+            raise IngestError(f"committed offset of {tp.topic}[{tp.partition}]: {tp.error}")
+    return result
