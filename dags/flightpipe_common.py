@@ -13,8 +13,10 @@ from airflow.sdk import Asset
 from flightpipe.settings import get_settings
 
 # Assets chain the DAGs: each DAG runs when the one before it has published new data.
-LANDING = Asset(name="flightpipe_landing", uri=f"file://{get_settings().landing_dir}")
-WAREHOUSE = Asset(name="flightpipe_warehouse", uri="flightpipe://warehouse/dw")
+# Their URIs are fixed names, not paths from settings: every parse (scheduler, tests with
+# private settings) must register the same Asset.
+LANDING = Asset(name="flightpipe_landing", uri="flightpipe://landing")
+WAREHOUSE = Asset(name="flightpipe_warehouse", uri="flightpipe://warehouse")
 
 START_DATE = pendulum.datetime(2026, 1, 1, tz="UTC")
 CYCLE = timedelta(minutes=get_settings().cycle_minutes)
