@@ -4,7 +4,8 @@
 Runs every few minutes (class mode; `FLIGHTPIPE_CYCLE_MINUTES`). Each run replays the next
 slice of 2013 (`FLIGHTPIPE_SLICE_DAYS` days, cursor kept in `meta.replay_cursor`):
 
-1. **plan_slice** reads the cursor (or the `start`/`days`/`whole_year` params of a manual run).
+1. **migrate** brings the warehouse schema up to date (the replay cursor lives there), and
+   **plan_slice** reads the cursor (or the `start`/`days`/`whole_year` params of a manual run).
 2. **ensure_topics** creates the Kafka topics if missing (idempotent).
 3. **produce** — five producers in parallel (mapped): flights from EWR, JFK and LGA,
    weather, and the reference tables. Idempotent producers, `acks=all`.
@@ -58,6 +59,12 @@ PRODUCERS = ["flights-EWR", "flights-JFK", "flights-LGA", "weather", "reference"
     },
 )
 def flightpipe_ingest() -> None:
+    @task(doc_md="Apply pending warehouse migrations (no-op when current).")
+    def migrate() -> list[str]:
+        from flightpipe import pipeline
+
+        return pipeline.migrate()
+
     @task(doc_md="Decide which days of 2013 this run replays.")
     def plan_slice() -> dict[str, Any]:
         from flightpipe import pipeline
@@ -119,6 +126,7 @@ def flightpipe_ingest() -> None:
         return pipeline.record_timings(ctx["dag"].dag_id, ctx["run_id"])
 
     replay = plan_slice()
+    migrate() >> replay
     topics = ensure_topics()
     produced = produce.partial(replay=replay).expand(role=PRODUCERS)
     topics >> produced

@@ -10,7 +10,6 @@ import os
 import sys
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -48,36 +47,18 @@ def stack() -> Settings:
     return settings
 
 
-@contextmanager
-def scratch_database(base: Settings) -> Iterator[str]:
-    """A fresh database ``flightpipe_test_<random>`` on the warehouse server; dropped after."""
-    import psycopg
-    from psycopg import sql
-
-    name = f"flightpipe_test_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(base.warehouse_dsn, autocommit=True) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    try:
-        yield base.warehouse_dsn.rsplit("/", 1)[0] + "/" + name
-    finally:
-        with psycopg.connect(base.warehouse_dsn, autocommit=True) as admin:
-            admin.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
-
-
 @pytest.fixture(scope="module")
 def isolated(stack: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
     """Settings of a private pipeline on the shared services: own database (migrated),
     topics, consumer group and data folder. Also exported as FLIGHTPIPE_* variables, so code
     that builds its own Settings (Airflow tasks run by ``dag.test()``) uses them too."""
     from flightpipe.settings import get_settings
-    from flightpipe.warehouse.migrate import migrate
+    from flightpipe.warehouse.db import scratch_database
 
     token = uuid.uuid4().hex[:8]
-    with scratch_database(stack) as dsn:
+    with scratch_database(stack, "flightpipe_test") as scratch:
         overrides = {
-            "FLIGHTPIPE_DATABASE_URL": dsn,
+            "FLIGHTPIPE_DATABASE_URL": scratch.warehouse_dsn,
             "FLIGHTPIPE_TOPIC_PREFIX": f"t{token}-",
             "FLIGHTPIPE_CONSUMER_GROUP": f"flightpipe-test-{token}",
             "FLIGHTPIPE_DATA_DIR": str(tmp_path_factory.mktemp(f"data-{token}")),
@@ -86,9 +67,7 @@ def isolated(stack: Settings, tmp_path_factory: pytest.TempPathFactory) -> Itera
         os.environ.update(overrides)
         get_settings.cache_clear()
         try:
-            settings = Settings()
-            migrate(settings)
-            yield settings
+            yield Settings()
         finally:
             for key, value in saved.items():
                 if value is None:

@@ -15,7 +15,8 @@ from flightpipe.settings import get_settings
 DAGS = Path(__file__).resolve().parents[2] / "dags"
 EXPECTED = {
     "flightpipe_ingest": {
-        "plan_slice": set(),
+        "migrate": set(),
+        "plan_slice": {"migrate"},
         "ensure_topics": set(),
         "produce": {"plan_slice", "ensure_topics"},
         "snapshot_offsets": {"produce"},

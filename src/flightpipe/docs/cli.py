@@ -8,6 +8,7 @@ import typer
 
 from flightpipe.docs import diagrams
 from flightpipe.settings import Settings
+from flightpipe.warehouse.db import scratch_database
 
 app = typer.Typer(
     help="Documentation: diagrams generated from the code, and the 2-page PDF (docs/es).",
@@ -26,7 +27,7 @@ def generate_dots(settings: Settings, *, er: bool = True) -> dict[str, str]:
         "dags": diagrams.dags_dot(facts),
     }
     if er:
-        with diagrams.scratch_warehouse(settings) as scratch:
+        with scratch_database(settings, "flightpipe_docs") as scratch:
             texts["er"] = diagrams.er_dot_from(scratch.warehouse_dsn)
     return texts
 

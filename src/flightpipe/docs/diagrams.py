@@ -22,19 +22,16 @@ import html
 import itertools
 import os
 import re
-import secrets
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, Final
 
 import psycopg
-from psycopg import sql
 
 from flightpipe.settings import Settings
 
@@ -673,42 +670,6 @@ def _table_html(table: Table) -> str:
         )
     rows.append("</TABLE>")
     return "".join(rows)
-
-
-@contextmanager
-def scratch_warehouse(settings: Settings) -> Iterator[Settings]:
-    """A fresh database on the warehouse server with every migration applied.
-
-    The ER diagram documents the migrations in the repository; a scratch database makes it
-    independent of what an older checkout left applied in the working warehouse.
-    """
-    from flightpipe.warehouse.migrate import migrate
-
-    name = f"flightpipe_docs_{secrets.token_hex(4)}"
-    admin_dsn = psycopg.conninfo.make_conninfo(settings.warehouse_dsn, dbname="postgres")
-    with psycopg.connect(admin_dsn, autocommit=True) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    try:
-        scratch_dsn = psycopg.conninfo.make_conninfo(settings.warehouse_dsn, dbname=name)
-        scratch = settings.model_copy(update={"database_url": _as_url(scratch_dsn)})
-        migrate(scratch)
-        yield scratch
-    finally:
-        with psycopg.connect(admin_dsn, autocommit=True) as admin:
-            admin.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
-
-
-def _as_url(dsn: str) -> str:
-    # yoyo (the migration runner) wants a URL, not a key=value conninfo string.
-    from urllib.parse import quote
-
-    p = psycopg.conninfo.conninfo_to_dict(dsn)
-    user = quote(str(p.get("user", "")), safe="")
-    password = quote(str(p.get("password", "")), safe="")
-    auth = f"{user}:{password}@" if password else f"{user}@"
-    return f"postgresql://{auth}{p.get('host', '127.0.0.1')}:{p.get('port', 5432)}/{p['dbname']}"
 
 
 def er_dot_from(dsn: str) -> str:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from importlib import resources
 from typing import Any
 
@@ -95,3 +97,44 @@ def copy_frame(cur: psycopg.Cursor[Any], schema: str, table: str, frame: pd.Data
         for row in frame_rows(frame, columns, types):
             copy.write_row(row)
     return len(frame)
+
+
+def with_database(dsn: str, dbname: str) -> str:
+    """``dsn`` (URL or key=value form) pointing at another database, as a URL.
+
+    URLs because the migration runner (yoyo) accepts nothing else.
+    """
+    from urllib.parse import quote
+
+    parts = psycopg.conninfo.conninfo_to_dict(dsn)
+    user = quote(str(parts.get("user", "")), safe="")
+    password = parts.get("password")
+    auth = f"{user}:{quote(str(password), safe='')}@" if password else (f"{user}@" if user else "")
+    host = parts.get("host", "127.0.0.1")
+    port = parts.get("port", 5432)
+    return f"postgresql://{auth}{host}:{port}/{quote(dbname, safe='')}"
+
+
+@contextmanager
+def scratch_database(
+    settings: Settings, prefix: str = "flightpipe_scratch", *, migrated: bool = True
+) -> Iterator[Settings]:
+    """A fresh database on the warehouse server (migrated unless told otherwise), as Settings
+    that point at it; dropped, connections and all, on exit. For tests, benchmarks and the
+    schema diagram, which must never touch the working warehouse."""
+    from flightpipe.warehouse.migrate import migrate
+
+    name = f"{prefix}_{secrets.token_hex(5)}"
+    ident = sql.Identifier(name)
+    with psycopg.connect(settings.warehouse_dsn, autocommit=True) as admin:
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(ident))
+    try:
+        scratch = settings.model_copy(
+            update={"database_url": with_database(settings.warehouse_dsn, name)}
+        )
+        if migrated:
+            migrate(scratch)
+        yield scratch
+    finally:
+        with psycopg.connect(settings.warehouse_dsn, autocommit=True) as admin:
+            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(ident))
