@@ -12,7 +12,7 @@ import os
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, PrivateAttr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -33,6 +33,8 @@ SECRETS_FILE = RUN_DIR / "secrets.env"
 
 
 class Settings(BaseSettings):
+    _local_kafka: bool = PrivateAttr(default=False)
+
     model_config = SettingsConfigDict(
         env_prefix="FLIGHTPIPE_",
         env_file=(HOME / ".env", SECRETS_FILE),
@@ -50,8 +52,10 @@ class Settings(BaseSettings):
 
     # --- Kafka -------------------------------------------------------------------------
     kafka_bootstrap: str = Field(
-        default="127.0.0.1:9092", description="Kafka bootstrap servers (external: skip local)."
+        default="",
+        description="Kafka bootstrap servers (external: skip local). Default: the local broker.",
     )
+    kafka_port: int = Field(default=9092, description="Local Kafka broker port.")
     kafka_controller_port: int = Field(default=9093, description="Local KRaft controller port.")
     kafka_heap: str = Field(default="768m", description="Local broker max heap (-Xmx).")
     flights_partitions: int = Field(default=6, description="Partitions of the flights topic.")
@@ -103,9 +107,18 @@ class Settings(BaseSettings):
     )
 
     # --- derived -------------------------------------------------------------------------
+    @model_validator(mode="after")
+    def _resolve_local_kafka(self) -> Settings:
+        # An empty bootstrap means "the broker flightpipe runs"; anything else is external.
+        if not self.kafka_bootstrap:
+            # Not via setattr: that would mark the field as explicitly set.
+            self.__dict__["kafka_bootstrap"] = f"127.0.0.1:{self.kafka_port}"
+            self._local_kafka = True
+        return self
+
     @property
     def local_kafka(self) -> bool:
-        return "kafka_bootstrap" not in self.model_fields_set
+        return self._local_kafka
 
     @property
     def local_postgres(self) -> bool:
@@ -169,6 +182,8 @@ def _shown_default(name: str, default: object) -> str:
         return relative[name]
     if name.endswith("password"):
         return "generated"
+    if name == "kafka_bootstrap":
+        return "127.0.0.1:<kafka_port>"
     return "" if default is None else str(default)
 
 

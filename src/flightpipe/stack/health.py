@@ -19,7 +19,7 @@ class Health:
     detail: str
 
 
-def probe_dask(address: str, min_workers: int) -> str:
+def probe_dask(address: str, min_workers: int, dashboard: str) -> str:
     from distributed import Client
 
     with Client(address, timeout="5s") as client:
@@ -27,7 +27,7 @@ def probe_dask(address: str, min_workers: int) -> str:
         total = client.submit(sum, [1, 2, 3], pure=False).result(timeout=10)
     if workers < min_workers or total != 6:
         raise RuntimeError(f"{workers} worker(s) connected, {min_workers} expected")
-    return f"client ok, {workers} worker(s), dashboard http://127.0.0.1:8787/status"
+    return f"client ok, {workers} worker(s), dashboard {dashboard}"
 
 
 def probe_airflow(base_url: str) -> str:
@@ -45,7 +45,9 @@ def checks(settings: Settings) -> dict[str, Callable[[], str]]:
         "postgres": lambda: postgres.probe(settings.warehouse_dsn),
         "kafka": lambda: kafka.probe(settings.kafka_bootstrap),
         "dask": lambda: probe_dask(
-            settings.dask_address, settings.dask_workers if settings.local_dask else 1
+            settings.dask_address,
+            settings.dask_workers if settings.local_dask else 1,
+            f"http://127.0.0.1:{settings.dask_dashboard_port}/status",
         ),
         "airflow": lambda: probe_airflow(settings.airflow_base_url),
     }

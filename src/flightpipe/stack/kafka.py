@@ -74,7 +74,7 @@ def _java(settings: Settings, main_class: str, *args: str) -> list[str]:
 def write_config(settings: Settings) -> Path:
     kdir = kafka_dir(settings)
     kdir.mkdir(parents=True, exist_ok=True)
-    port = int(settings.kafka_bootstrap.rsplit(":", 1)[1])
+    port = settings.kafka_port
     cport = settings.kafka_controller_port
     props = {
         "process.roles": "broker,controller",

@@ -86,11 +86,11 @@ def programs(settings: Settings, airflow_env: dict[str, str]) -> list[Program]:
 
 def ports(settings: Settings) -> dict[str, list[tuple[int, str]]]:
     """Program -> [(port, env var that moves it)], for clash reports."""
-    kport = int(settings.kafka_bootstrap.rsplit(":", 1)[1])
+    kport = settings.kafka_port
     return {
         "postgres": [(settings.pg_port, "FLIGHTPIPE_PG_PORT")],
         "kafka": [
-            (kport, "FLIGHTPIPE_KAFKA_BOOTSTRAP"),
+            (kport, "FLIGHTPIPE_KAFKA_PORT"),
             (settings.kafka_controller_port, "FLIGHTPIPE_KAFKA_CONTROLLER_PORT"),
         ],
         "dask-scheduler": [
