@@ -52,3 +52,4 @@ test: lint ## Lint, type-check and run all tests (starts the stack when it is no
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
 include mk/docs.mk
+include mk/bench.mk

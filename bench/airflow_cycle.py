@@ -1,0 +1,164 @@
+"""One full cycle through the live Airflow deployment, driven over its REST API.
+
+Trigger ``flightpipe_ingest`` with ``whole_year``, then wait for the ``flightpipe_warehouse``
+run its Asset starts, then for the ``flightpipe_reports`` and ``flightpipe_ml`` runs the
+warehouse Asset starts. This uses the deployment as it is (default topics, live warehouse),
+so it also measures Airflow's own cost: the time no task of the chain was running.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+
+from bench.common import say
+from flightpipe.orchestration.airflow_api import DAG_IDS, AirflowApi, AirflowApiError
+from flightpipe.settings import Settings
+
+INGEST, WAREHOUSE, REPORTS, ML = DAG_IDS
+
+
+def available(settings: Settings) -> bool:
+    """True when the API answers and our login works."""
+    try:
+        AirflowApi(settings, timeout=5).dag_ids()
+    except (httpx.HTTPError, AirflowApiError, KeyError):
+        return False
+    return True
+
+
+def _ts(value: str | None) -> datetime:
+    assert value is not None
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def _queued(run: dict[str, Any]) -> datetime:
+    # Runs created over the API (other people's manual runs too) may carry no queued_at.
+    return _ts(run.get("queued_at") or run.get("start_date") or run["run_after"])
+
+
+def _run_after(api: AirflowApi, dag_id: str, after: datetime, timeout: float) -> dict[str, Any]:
+    """The first run of ``dag_id`` queued at or after ``after`` (an Asset event), finished."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        runs = [r for r in api.runs(dag_id, limit=20) if _queued(r) >= after]
+        if runs:
+            first = min(runs, key=_queued)
+            left = max(1.0, deadline - time.monotonic())
+            return api.wait_for_run(dag_id, first["dag_run_id"], timeout=left)
+        time.sleep(1)
+    raise AirflowApiError(f"no {dag_id} run was queued after {after.isoformat()}")
+
+
+def _end_of(api: AirflowApi, dag_id: str, run_id: str, task_id: str) -> datetime:
+    for ti in api.task_instances(dag_id, run_id):
+        if ti["task_id"] == task_id and ti.get("end_date"):
+            return _ts(ti["end_date"])
+    raise AirflowApiError(f"{dag_id} {run_id}: task {task_id} has no end date")
+
+
+def _busy_union(intervals: list[tuple[datetime, datetime]]) -> float:
+    """Seconds covered by at least one interval (tasks running in parallel count once)."""
+    total = 0.0
+    current: tuple[datetime, datetime] | None = None
+    for start, end in sorted(intervals):
+        if current is None or start > current[1]:
+            if current is not None:
+                total += (current[1] - current[0]).total_seconds()
+            current = (start, end)
+        else:
+            current = (current[0], max(current[1], end))
+    if current is not None:
+        total += (current[1] - current[0]).total_seconds()
+    return total
+
+
+def _summarise(
+    api: AirflowApi, runs: dict[str, dict[str, Any]], triggered: datetime
+) -> dict[str, Any]:
+    intervals: list[tuple[datetime, datetime]] = []
+    per_dag: dict[str, Any] = {}
+    for dag_id, run in runs.items():
+        tis = [
+            ti
+            for ti in api.task_instances(dag_id, run["dag_run_id"])
+            if ti.get("start_date") and ti.get("end_date")
+        ]
+        spans = [(_ts(ti["start_date"]), _ts(ti["end_date"])) for ti in tis]
+        intervals += spans
+        tasks: dict[str, float] = {}
+        for ti, (start, end) in zip(tis, spans, strict=True):
+            name = ti["task_id"] + (f"[{ti['map_index']}]" if ti.get("map_index", -1) >= 0 else "")
+            tasks[name] = round((end - start).total_seconds(), 3)
+        busy = _busy_union(spans)
+        wall = (_ts(run["end_date"]) - _queued(run)).total_seconds()
+        per_dag[dag_id] = {
+            "run_id": run["dag_run_id"],
+            "state": run["state"],
+            "queued_to_end_seconds": round(wall, 3),
+            "start_delay_seconds": round(
+                (_ts(run["start_date"]) - _queued(run)).total_seconds(), 3
+            ),
+            "task_busy_seconds": round(busy, 3),
+            "task_sum_seconds": round(sum(tasks.values()), 3),
+            "tasks": tasks,
+        }
+    end = max(_ts(r["end_date"]) for r in runs.values())
+    chain = (end - triggered).total_seconds()
+    busy = _busy_union(intervals)
+    ingest_wh_end = _ts(runs[WAREHOUSE]["end_date"])
+    return {
+        "chain_wall_seconds": round(chain, 3),
+        "ingest_to_warehouse_wall_seconds": round((ingest_wh_end - triggered).total_seconds(), 3),
+        "task_busy_seconds": round(busy, 3),
+        "overhead_seconds": round(chain - busy, 3),
+        "overhead_share": round((chain - busy) / chain, 3) if chain else None,
+        "dags": per_dag,
+    }
+
+
+def run_cycle(settings: Settings, timeout: float = 480) -> dict[str, Any]:
+    """Trigger a whole-year ingest and follow the chain to the end of reports and ml."""
+    api = AirflowApi(settings)
+    api.wait_for_dags(DAG_IDS, timeout=60)
+    # Asset-triggered DAGs do not start while paused; restore what we changed afterwards.
+    paused = {d: bool(api.request("GET", f"/dags/{d}")["is_paused"]) for d in DAG_IDS}
+    unpaused = [d for d in (WAREHOUSE, REPORTS, ML) if paused[d]]
+    for dag_id in unpaused:
+        api.set_paused(dag_id, False)
+    deadline = time.monotonic() + timeout
+    try:
+        triggered = datetime.now(UTC)
+        run_id = api.trigger(INGEST, {"whole_year": True})
+        say(f"  airflow: triggered {INGEST} {run_id}")
+        if paused[INGEST]:
+            # A manual run of a paused DAG may stay queued; unpause only if it does.
+            time.sleep(15)
+            if api.run(INGEST, run_id)["state"] == "queued":
+                unpaused.append(INGEST)
+                api.set_paused(INGEST, False)
+        ingest = api.wait_for_run(INGEST, run_id, timeout=deadline - time.monotonic())
+        if ingest["state"] != "success":
+            raise AirflowApiError(f"{INGEST} {run_id} ended {ingest['state']}")
+        say(f"  airflow: ingest done after {(_ts(ingest['end_date']) - triggered).seconds} s")
+        published = _end_of(api, INGEST, run_id, "publish_landing")
+        warehouse = _run_after(api, WAREHOUSE, published, deadline - time.monotonic())
+        say(f"  airflow: warehouse {warehouse['state']}")
+        loaded = _end_of(api, WAREHOUSE, warehouse["dag_run_id"], "publish_warehouse")
+        reports = _run_after(api, REPORTS, loaded, deadline - time.monotonic())
+        ml = _run_after(api, ML, loaded, deadline - time.monotonic())
+        say(f"  airflow: reports {reports['state']}, ml {ml['state']}")
+        runs = {INGEST: ingest, WAREHOUSE: warehouse, REPORTS: reports, ML: ml}
+        result = _summarise(api, runs, triggered)
+        result["states"] = {d: r["state"] for d, r in runs.items()}
+        result["unpaused_for_the_run"] = unpaused
+        return result
+    finally:
+        for dag_id in unpaused:
+            try:
+                api.set_paused(dag_id, True)
+            except (httpx.HTTPError, AirflowApiError) as exc:
+                say(f"warning: could not pause {dag_id} again: {exc}")
