@@ -48,6 +48,11 @@ def up() -> None:
   Kafka           {settings.kafka_bootstrap}
   Reports         {settings.reports_dir}/latest/index.html
   Logs            {settings.run_dir}/logs/
+
+  To watch a cycle: open {settings.airflow_base_url}/dags/flightpipe_ingest and use the
+  Grid view (runs and tasks), Graph (how tasks connect) and Gantt (where time goes).
+  A new ingest run starts every {settings.cycle_minutes} min; the warehouse, reports and
+  ml DAGs follow through Assets. `make status` checks every service again.
 """
     )
 
@@ -76,18 +81,21 @@ def status() -> None:
     from flightpipe.stack import up as stack
 
     settings = get_settings()
-    processes, probes = stack.status(settings)
+    processes, memory, probes = stack.status(settings)
     table = Table(title="flightpipe services")
     table.add_column("service")
     table.add_column("processes")
+    table.add_column("memory", justify="right")
     table.add_column("health")
     table.add_column("detail", overflow="fold")
     for item in probes:
         procs = {k: v for k, v in processes.items() if k.startswith(item.service)}
         proc_text = ", ".join(f"{k}={v}" for k, v in procs.items()) or "external / not managed"
+        rss = sum(v for k, v in memory.items() if k.startswith(item.service))
         mark = "[green]healthy[/]" if item.ok else "[red]unhealthy[/]"
-        table.add_row(item.service, proc_text, mark, item.detail)
+        table.add_row(item.service, proc_text, f"{rss / 2**20:,.0f} MiB", mark, item.detail)
     console.print(table)
+    console.print(f"Resident memory of the whole stack: {sum(memory.values()) / 2**30:.2f} GiB")
     if not all(p.ok for p in probes):
         raise typer.Exit(code=1)
 

@@ -7,6 +7,7 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from flightpipe.settings import Settings
 from flightpipe.stack.airflow_env import venv_bin
@@ -144,17 +145,42 @@ def start_daemon(settings: Settings, programs: list[Program]) -> None:
         time.sleep(0.2)
 
 
+def _status_lines(settings: Settings) -> list[list[str]]:
+    if not is_running(settings):
+        return []
+    return [line.split() for line in ctl(settings, "status", check=False).splitlines()]
+
+
 def statuses(settings: Settings) -> dict[str, str]:
     """Program name -> supervisor state (RUNNING, STOPPED, FATAL, ...)."""
-    if not is_running(settings):
-        return {}
-    out = ctl(settings, "status", check=False)
-    states: dict[str, str] = {}
-    for line in out.splitlines():
-        parts = line.split()
-        if len(parts) >= 2:
-            states[parts[0].split(":")[-1]] = parts[1]
-    return states
+    return {p[0].split(":")[-1]: p[1] for p in _status_lines(settings) if len(p) >= 2}
+
+
+def _pss(proc: Any) -> int:
+    try:
+        return int(proc.memory_full_info().pss)
+    except (AttributeError, OSError):
+        return int(proc.memory_info().rss)
+
+
+def resident_memory(settings: Settings) -> dict[str, int]:
+    """Program name -> memory of its process tree (workers and task processes too).
+
+    Proportional set size where the kernel offers it: plain RSS would count PostgreSQL's
+    shared buffers once per backend.
+    """
+    import psutil
+
+    memory: dict[str, int] = {}
+    for parts in _status_lines(settings):
+        if len(parts) >= 4 and parts[1] == "RUNNING" and parts[2] == "pid":
+            try:
+                root = psutil.Process(int(parts[3].rstrip(",")))
+                tree = [root, *root.children(recursive=True)]
+                memory[parts[0]] = sum(_pss(p) for p in tree if p.is_running())
+            except psutil.Error:
+                continue
+    return memory
 
 
 def start(settings: Settings, *names: str) -> None:

@@ -140,5 +140,9 @@ def clean(log: Log = print) -> None:
             log(f"Removed {path}")
 
 
-def status(settings: Settings) -> tuple[dict[str, str], list[health.Health]]:
-    return supervisor.statuses(settings), health.check_all(settings)
+def status(settings: Settings) -> tuple[dict[str, str], dict[str, int], list[health.Health]]:
+    return (
+        supervisor.statuses(settings),
+        supervisor.resident_memory(settings),
+        health.check_all(settings),
+    )
