@@ -53,3 +53,4 @@ test: lint ## Lint, type-check and run all tests (starts the stack when it is no
 
 include mk/docs.mk
 include mk/bench.mk
+include mk/video.mk

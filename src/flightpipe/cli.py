@@ -147,6 +147,7 @@ def _mount() -> None:
     """Sub-command groups live next to the code they drive; this is the one place that
     assembles them. Top-level verbs are merged in; the warehouse and docs keep a group."""
     from flightpipe.analytics.cli import app as analytics_app
+    from flightpipe.demo.cli import app as demo_app
     from flightpipe.docs.cli import app as docs_app
     from flightpipe.ingest.cli import app as ingest_app
     from flightpipe.ml.cli import app as ml_app
@@ -156,6 +157,7 @@ def _mount() -> None:
         app.registered_commands.extend(sub.registered_commands)
     app.add_typer(warehouse_app, name="db", help="The warehouse: migrate, load, check.")
     app.add_typer(docs_app, name="docs", help="Diagrams and the Spanish PDF.")
+    app.add_typer(demo_app, name="demo", help="Record the demo video of a real run.")
 
 
 _mount()

@@ -81,6 +81,14 @@ def test_dask_cluster_computes(stack: Settings) -> None:
         assert int(client.compute(x.sum()).result()) == 999_999 * 1_000_000 // 2
 
 
+def test_dask_dashboard_serves_its_pages(stack: Settings) -> None:
+    page = httpx.get(
+        f"http://127.0.0.1:{stack.dask_dashboard_port}/status", follow_redirects=True, timeout=10
+    )
+    assert page.status_code == 200
+    assert "Dask Diagnostic UI" in page.text  # not the "install bokeh" placeholder
+
+
 def test_airflow_rest_api_with_generated_login(stack: Settings) -> None:
     base = stack.airflow_base_url
     token = httpx.post(

@@ -1,0 +1,1 @@
+"""The demo video: a real pipeline run recorded with headless Chromium and ffmpeg."""
