@@ -224,6 +224,61 @@ def test_readme_example_queries_answer(loaded: LoadResult, wh: Settings) -> None
         assert query(wh, block), f"README query returned no rows:\n{block}"
 
 
+# --- COPY of frames ------------------------------------------------------------------------------
+
+
+def test_copy_frame_round_trips_values(wh: Settings) -> None:
+    """NULL vs empty string, awkward text, exact doubles, UTC instants, dates, nullable ints."""
+    import datetime as dt
+
+    import pandas as pd
+
+    from flightpipe.warehouse.db import copy_frame
+
+    texts = ["plain", "", 'quo"te, comma', "line\nbreak", "ünïcode", None, "\\N", "NULL"]
+    n = len(texts)
+    doubles = [0.1, 1e-300, -2.5, float("nan"), 1 / 3, 123456789.123456789, 5e-324, None]
+    frame = pd.DataFrame(
+        {
+            "t": pd.Series(texts, dtype="str"),
+            "d": pd.Series(doubles, dtype="float64"),
+            "i": pd.array([1, None, -32768, 32767, 0, 7, None, 3], dtype="Int16"),
+            "b": [True, False] * (n // 2),
+            "ts": pd.Series(
+                pd.to_datetime(
+                    ["2013-01-01 05:15:00.123456", "2013-03-10 07:00:00.000000"] * (n // 2)
+                )
+            )
+            .dt.tz_localize("America/New_York")
+            .dt.tz_convert("UTC")
+            .astype(pd.DatetimeTZDtype(unit="us", tz="UTC")),
+            "day": pd.Series(
+                pd.to_datetime(["2013-12-31 23:00", "2013-01-01 00:00"] * (n // 2))
+            ).astype("datetime64[us]"),
+            "big": pd.array([2**40, None, 0, 1, 2, 3, 4, 5], dtype="Int64"),
+        }
+    )
+    frame.loc[3, "ts"] = pd.NaT
+    with psycopg.connect(wh.warehouse_dsn) as conn, conn.cursor() as cur:
+        cur.execute(
+            "CREATE TEMP TABLE copy_probe (pos serial, t text, d double precision, i smallint,"
+            " b boolean, ts timestamp, day date, big bigint)"
+        )
+        assert copy_frame(cur, "pg_temp", "copy_probe", frame) == n
+        cur.execute("SELECT t, d, i, b, ts, day, big FROM copy_probe ORDER BY pos")
+        rows = cur.fetchall()
+        conn.rollback()
+    assert [r[0] for r in rows] == texts
+    assert [r[1] for r in rows] == [None if d is None or d != d else d for d in doubles]
+    assert [r[2] for r in rows] == [1, None, -32768, 32767, 0, 7, None, 3]
+    assert [r[3] for r in rows] == [True, False] * (n // 2)
+    assert rows[0][4] == dt.datetime(2013, 1, 1, 10, 15, 0, 123456)
+    assert rows[1][4] == dt.datetime(2013, 3, 10, 11, 0)  # EDT from 07:00 local
+    assert rows[3][4] is None
+    assert [r[5] for r in rows[:2]] == [dt.date(2013, 12, 31), dt.date(2013, 1, 1)]
+    assert [r[6] for r in rows] == [2**40, None, 0, 1, 2, 3, 4, 5]
+
+
 # --- idempotency ------------------------------------------------------------------------------
 
 
@@ -301,10 +356,31 @@ def test_checks_catch_orphans_and_duplicates(loaded: LoadResult, wh: Settings) -
             "UPDATE dw.fact_flight SET plane_key = 987654"
             " WHERE flight_key = (SELECT max(flight_key) FROM dw.fact_flight)"
         )
-        failed = {r.name for r in checks.failures(checks.run_checks(conn))}
+        conn.execute(
+            "UPDATE dw.fact_flight SET distance_mi = 7"
+            " WHERE flight_key = (SELECT min(flight_key) FROM dw.fact_flight)"
+        )
+        conn.execute(
+            "UPDATE dw.fact_weather_hourly SET temp_f = 130"
+            " WHERE (airport_key, observed_at) = (SELECT airport_key, observed_at"
+            " FROM dw.fact_weather_hourly ORDER BY 1, 2 LIMIT 1)"
+        )
+        first = conn.execute("SELECT min(flight_key) FROM dw.fact_flight").fetchone()
+        results = checks.run_checks(conn)
+        failed = {r.name for r in checks.failures(results)}
         conn.rollback()
     assert "orphan_fk.fact_flight.plane_key" in failed
     assert "duplicate_natural_key.fact_flight" in failed
+    distance = next(r for r in results if r.name == "flight.distance_in_range")
+    assert first is not None
+    assert distance.observed == 1 and distance.details == {"flight_keys": [first[0]]}
+    assert "weather.values_in_range" in failed
+    assert failed <= {
+        "orphan_fk.fact_flight.plane_key",
+        "duplicate_natural_key.fact_flight",
+        "flight.distance_in_range",
+        "weather.values_in_range",
+    }
     assert checks.failures(checks.check_warehouse(wh, record=False)) == []
 
 
