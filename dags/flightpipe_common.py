@@ -6,9 +6,10 @@ Kept light: DAG files are parsed often, so nothing heavy is imported at module l
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import pendulum
-from airflow.sdk import Asset
+from airflow.sdk import Asset, get_current_context, teardown
 
 from flightpipe.settings import get_settings
 
@@ -32,3 +33,19 @@ DEFAULT_ARGS = {
 }
 
 TAGS = ["flightpipe"]
+
+
+def record_timings() -> Any:
+    """The teardown every DAG ends with: store this run's task durations in meta.task_runs
+    (charted by the reports DAG). As a teardown it runs whatever happened upstream and does
+    not decide the run's state. A factory, because a decorated task object is single-use.
+    """
+
+    @teardown
+    def record_timings() -> int:
+        from flightpipe import pipeline
+
+        ctx = get_current_context()
+        return pipeline.record_timings(ctx["dag"].dag_id, ctx["run_id"])
+
+    return record_timings()

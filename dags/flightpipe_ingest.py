@@ -24,10 +24,10 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from airflow.sdk import Param, dag, get_current_context, task, teardown
+from airflow.sdk import Param, dag, get_current_context, task
 
 from flightpipe.settings import get_settings
-from flightpipe_common import CYCLE, DEFAULT_ARGS, LANDING, START_DATE, TAGS
+from flightpipe_common import CYCLE, DEFAULT_ARGS, LANDING, START_DATE, TAGS, record_timings
 
 PRODUCERS = ["flights-EWR", "flights-JFK", "flights-LGA", "weather", "reference"]
 
@@ -117,13 +117,6 @@ def flightpipe_ingest() -> None:
         from flightpipe import pipeline
 
         return pipeline.publish_landing(replay, snapshot, list(consumed))
-
-    @teardown
-    def record_timings() -> int:
-        from flightpipe import pipeline
-
-        ctx = get_current_context()
-        return pipeline.record_timings(ctx["dag"].dag_id, ctx["run_id"])
 
     replay = plan_slice()
     migrate() >> replay

@@ -17,10 +17,10 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from airflow.sdk import dag, get_current_context, task, teardown
+from airflow.sdk import dag, task
 from airflow.sdk.exceptions import AirflowSkipException
 
-from flightpipe_common import DEFAULT_ARGS, START_DATE, TAGS, WAREHOUSE
+from flightpipe_common import DEFAULT_ARGS, START_DATE, TAGS, WAREHOUSE, record_timings
 
 
 def _skip_if_asked(result: dict[str, Any]) -> dict[str, Any]:
@@ -55,13 +55,6 @@ def flightpipe_ml() -> None:
         from flightpipe import pipeline
 
         return _skip_if_asked(pipeline.predict())
-
-    @teardown
-    def record_timings() -> int:
-        from flightpipe import pipeline
-
-        ctx = get_current_context()
-        return pipeline.record_timings(ctx["dag"].dag_id, ctx["run_id"])
 
     predict(train()) >> record_timings()
 

@@ -14,9 +14,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from airflow.sdk import dag, get_current_context, task, teardown
+from airflow.sdk import dag, get_current_context, task
 
-from flightpipe_common import DEFAULT_ARGS, START_DATE, TAGS, WAREHOUSE
+from flightpipe_common import DEFAULT_ARGS, START_DATE, TAGS, WAREHOUSE, record_timings
 
 
 @dag(
@@ -41,13 +41,6 @@ def flightpipe_reports() -> None:
         from flightpipe import pipeline
 
         return pipeline.build_report(charts)
-
-    @teardown
-    def record_timings() -> int:
-        from flightpipe import pipeline
-
-        ctx = get_current_context()
-        return pipeline.record_timings(ctx["dag"].dag_id, ctx["run_id"])
 
     build_report(build_charts()) >> record_timings()
 

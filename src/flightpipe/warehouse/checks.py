@@ -98,6 +98,21 @@ WEATHER_RULES: Final = {
 }
 
 
+# Staged rows whose natural key is not in dw: zero after a load, the new rows before it.
+STAGED_NOT_IN_DW = {
+    "flights": """
+        SELECT count(*) FROM staging.flights_resolved AS s WHERE NOT EXISTS (
+            SELECT 1 FROM dw.fact_flight AS f
+            WHERE f.date_key = s.date_key AND f.airline_key = s.airline_key
+              AND f.flight_number = s.flight_number
+              AND f.origin_airport_key = s.origin_airport_key)""",
+    "weather": """
+        SELECT count(*) FROM staging.weather_resolved AS s WHERE NOT EXISTS (
+            SELECT 1 FROM dw.fact_weather_hourly AS w
+            WHERE w.airport_key = s.airport_key AND w.observed_at = s.observed_at)""",
+}
+
+
 def _scalar(cur: psycopg.Cursor[Any], query: sql.Composed | str, params: Any = None) -> Any:
     cur.execute(query, params)
     row = cur.fetchone()
@@ -205,19 +220,7 @@ def _reconcile(cur: psycopg.Cursor[Any], batch_id: int) -> list[CheckResult]:
         results.append(
             CheckResult(f"reconcile.{topic}.staged_eq_loaded", n == expected, n, expected)
         )
-    missing = {
-        "flights": """
-            SELECT count(*) FROM staging.flights_resolved AS s WHERE NOT EXISTS (
-                SELECT 1 FROM dw.fact_flight AS f
-                WHERE f.date_key = s.date_key AND f.airline_key = s.airline_key
-                  AND f.flight_number = s.flight_number
-                  AND f.origin_airport_key = s.origin_airport_key)""",
-        "weather": """
-            SELECT count(*) FROM staging.weather_resolved AS s WHERE NOT EXISTS (
-                SELECT 1 FROM dw.fact_weather_hourly AS w
-                WHERE w.airport_key = s.airport_key AND w.observed_at = s.observed_at)""",
-    }
-    for topic, query in missing.items():
+    for topic, query in STAGED_NOT_IN_DW.items():
         n = int(_scalar(cur, query))
         results.append(CheckResult(f"reconcile.{topic}.staged_rows_in_dw", n == 0, n, 0))
     return results

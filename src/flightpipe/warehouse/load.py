@@ -151,16 +151,8 @@ BULK_MIN_ROWS = 10_000
 BULK_MIN_SHARE = 0.10
 # New rows of a fact in this batch (natural key not in dw yet): what the triggers would cost.
 NEW_ROWS = {
-    "fact_weather_hourly": """
-        SELECT count(*) FROM staging.weather_resolved AS s WHERE NOT EXISTS (
-            SELECT 1 FROM dw.fact_weather_hourly AS w
-            WHERE w.airport_key = s.airport_key AND w.observed_at = s.observed_at)""",
-    "fact_flight": """
-        SELECT count(*) FROM staging.flights_resolved AS s WHERE NOT EXISTS (
-            SELECT 1 FROM dw.fact_flight AS f
-            WHERE f.date_key = s.date_key AND f.airline_key = s.airline_key
-              AND f.flight_number = s.flight_number
-              AND f.origin_airport_key = s.origin_airport_key)""",
+    "fact_weather_hourly": checks.STAGED_NOT_IN_DW["weather"],
+    "fact_flight": checks.STAGED_NOT_IN_DW["flights"],
 }
 
 
