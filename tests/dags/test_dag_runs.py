@@ -7,6 +7,7 @@ read it), so they share one isolated database, topic prefix and data folder.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Iterator
 from datetime import date
 from typing import Any
 
@@ -29,6 +30,28 @@ def dagbag():  # type: ignore[no-untyped-def]
     bag = DagBag(dag_folder=str(get_settings().home / "dags"))
     assert bag.import_errors == {}
     return bag
+
+
+@pytest.fixture(scope="module")
+def scheduler_hands_off(stack: Settings) -> Iterator[None]:
+    """Pause the DAGs in the running deployment while ``dag.test()`` drives their runs.
+
+    A ``dag.test()`` run is a real run in the metadata database: an unpaused DAG's run would
+    also be picked up by the live scheduler, and the two would race for the same task
+    instances. The previous paused states are restored afterwards.
+    """
+    from flightpipe.orchestration.airflow_api import DAG_IDS, AirflowApi
+
+    api = AirflowApi(stack)
+    api.wait_for_dags(DAG_IDS)
+    before = {d["dag_id"]: d["is_paused"] for d in api.request("GET", "/dags")["dags"]}
+    for dag_id in DAG_IDS:
+        api.set_paused(dag_id, True)
+    try:
+        yield
+    finally:
+        for dag_id in DAG_IDS:
+            api.set_paused(dag_id, before.get(dag_id, True))
 
 
 def _run(dagbag: Any, dag_id: str, **conf: Any) -> Any:
@@ -54,6 +77,7 @@ def _one(settings: Settings, query: str, params: Any = None) -> Any:
     return row[0] if len(row) == 1 else row
 
 
+@pytest.mark.usefixtures("scheduler_hands_off")
 def test_dag_runs_build_the_warehouse(isolated: Settings, dagbag: Any) -> None:
     flights, cancelled = _source_day(DAY)
 
