@@ -27,7 +27,15 @@ from typing import Any
 from airflow.sdk import Param, dag, get_current_context, task
 
 from flightpipe.settings import get_settings
-from flightpipe_common import CYCLE, DEFAULT_ARGS, LANDING, START_DATE, TAGS, record_timings
+from flightpipe_common import (
+    CYCLE,
+    DEFAULT_ARGS,
+    LANDING,
+    START_DATE,
+    TAGS,
+    migrate,
+    record_timings,
+)
 
 PRODUCERS = ["flights-EWR", "flights-JFK", "flights-LGA", "weather", "reference"]
 
@@ -59,12 +67,6 @@ PRODUCERS = ["flights-EWR", "flights-JFK", "flights-LGA", "weather", "reference"
     },
 )
 def flightpipe_ingest() -> None:
-    @task(doc_md="Apply pending warehouse migrations (no-op when current).")
-    def migrate() -> list[str]:
-        from flightpipe import pipeline
-
-        return pipeline.migrate()
-
     @task(doc_md="Decide which days of 2013 this run replays.")
     def plan_slice() -> dict[str, Any]:
         from flightpipe import pipeline

