@@ -146,5 +146,23 @@ def scratch_database(
             migrate(scratch)
         yield scratch
     finally:
-        with psycopg.connect(settings.warehouse_dsn, autocommit=True) as admin:
+        drop_database(settings, name)
+
+
+def drop_database(settings: Settings, name: str) -> None:
+    """Drop ``name``, closing connections left open to it.
+
+    FORCE terminates our own sessions, but PostgreSQL 15 refuses it while an autovacuum
+    worker (no role) is in the database; a plain DROP makes autovacuum yield and waits for it.
+    """
+    ident = sql.Identifier(name)
+    with psycopg.connect(settings.warehouse_dsn, autocommit=True) as admin:
+        try:
             admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(ident))
+        except psycopg.errors.InsufficientPrivilege:
+            admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = %s AND usename = current_user AND pid <> pg_backend_pid()",
+                (name,),
+            )
+            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(ident))
