@@ -29,7 +29,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "integration"))
 
-from warehouse_fixtures import write_landing  # noqa: E402
+from warehouse_fixtures import private_kafka, write_landing  # noqa: E402
 
 from bench import limits  # noqa: E402
 from flightpipe.settings import Settings  # noqa: E402
@@ -62,10 +62,13 @@ def main() -> None:
     args = parser.parse_args()
     base = Settings()
     out: dict[str, Any] = {}
-    with tempfile.TemporaryDirectory(prefix="flightpipe-bench-") as tmp:
+    with (
+        tempfile.TemporaryDirectory(prefix="flightpipe-bench-") as tmp,
+        private_kafka(base) as base,
+    ):
         data_dir = Path(tmp)
         t0 = time.perf_counter()
-        landed = write_landing(data_dir / "landing")
+        landed = write_landing(base.model_copy(update={"data_dir": data_dir}))
         print(f"landing zone: {sum(landed.rows.values()):,} rows in {len(landed.files)} files "
               f"({time.perf_counter() - t0:.1f} s)")  # fmt: skip
 

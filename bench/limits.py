@@ -22,11 +22,12 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from psycopg import sql
 
 from flightpipe import source
+from flightpipe.contract import TOPICS, entity
 from flightpipe.settings import Settings
 from flightpipe.stack.kafka import tool_command
 from flightpipe.transform import clean, graph
 from flightpipe.transform.client import dask_client
-from flightpipe.transform.files import by_partition, discover
+from flightpipe.zones.landing import by_partition, discover, read_columns
 
 FACTS = ("fact_flight", "fact_weather_hourly")
 _PERF_COLUMNS = (
@@ -212,13 +213,13 @@ def dask_in_memory(settings: Settings) -> dict[str, Any]:
     rows already scattered to the workers: compute and transfer only, no Parquet I/O."""
     with psycopg.connect(settings.warehouse_dsn) as conn:
         tz_map = dict(conn.execute("SELECT faa_code, tzone FROM dw.dim_airport").fetchall())
-    files = discover(settings)
+    files = discover(settings, TOPICS)
     raws = {
         topic: [
-            clean.read_landed([str(f.path) for f in group], clean.RAW_COLUMNS[topic])
+            read_columns([f.path for f in group], entity(topic).raw_columns)
             for group in by_partition(files[topic])
         ]
-        for topic in graph.TOPIC_ORDER
+        for topic in TOPICS
         if files.get(topic)
     }
     rows = sum(len(r) for parts in raws.values() for r in parts)

@@ -26,6 +26,7 @@ from typing import Any
 
 from airflow.sdk import Param, dag, get_current_context, task
 
+from flightpipe.ingest import ROLES
 from flightpipe.settings import get_settings
 from flightpipe_common import (
     CYCLE,
@@ -37,7 +38,7 @@ from flightpipe_common import (
     record_timings,
 )
 
-PRODUCERS = ["flights-EWR", "flights-JFK", "flights-LGA", "weather", "reference"]
+PRODUCERS = list(ROLES)
 
 
 @dag(

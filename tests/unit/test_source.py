@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from flightpipe import source
-from flightpipe.events import FlightEvent, WeatherEvent
+from flightpipe.contract.events import FlightEvent, WeatherEvent
 from flightpipe.settings import Settings
 from flightpipe.source import ReplayClock, ReplaySlice
 

@@ -13,9 +13,10 @@ import pyarrow.parquet as pq
 import pytest
 from distributed import Client, LocalCluster
 
+from flightpipe.contract import TOPICS, entity
 from flightpipe.settings import Settings
 from flightpipe.transform import clean, graph
-from flightpipe.transform.files import LandingFile, by_partition, discover
+from flightpipe.zones.landing import by_partition, discover, read_columns
 
 NY = "America/New_York"
 TZ = {"EWR": NY, "JFK": NY, "LGA": NY, "LAX": "America/Los_Angeles", "ORD": "America/Chicago"}
@@ -107,7 +108,7 @@ def test_time_hour_as_arrow_timestamp_is_accepted(tmp_path: Path) -> None:
     rows["time_hour"] = pd.to_datetime(rows["time_hour"], utc=True)
     path = tmp_path / "x.parquet"
     pq.write_table(pa.Table.from_pandas(rows, preserve_index=False), path)
-    raw = clean.read_landed([str(path)], clean.RAW_COLUMNS["flights"])
+    raw = read_columns([str(path)], entity("flights").raw_columns)
     out = clean.clean_flights(raw, TZ)
     assert out.loc[0, "sched_dep_at"] == ts("2013-01-01T10:15:00Z")
 
@@ -171,9 +172,9 @@ def test_weather_impossible_values_become_null() -> None:
 
 
 def test_empty_outputs_have_the_declared_dtypes() -> None:
-    for topic in clean.STAGING_COLUMNS:
+    for topic in TOPICS:
         empty = clean.empty_clean(topic)
-        assert list(empty.columns) == [*clean.STAGING_COLUMNS[topic], *clean.BOOKKEEPING]
+        assert list(empty.columns) == [*entity(topic).staging_columns, *clean.BOOKKEEPING]
         assert dict(empty.dtypes) == {k: pd.Series(dtype=v).dtype
                                       for k, v in clean.dtypes(topic).items()}  # fmt: skip
 
@@ -192,7 +193,7 @@ def test_discover_parses_the_layout_and_skips_temp_files(tmp_path: Path) -> None
     _write(base / "partition=1" / "000000000010-000000000019.parquet", [flight()])
     _write(base / "partition=0" / "000000000000-000000000009.parquet", [flight()])
     (base / "partition=0" / "000000000010-000000000019.parquet.tmp").write_bytes(b"x")
-    found = discover(settings, ["flights", "weather"])
+    found = discover(settings, ["flights", "weather"], only_committed=False)
     assert found["weather"] == []
     files = found["flights"]
     assert [(f.partition, f.first_offset, f.last_offset) for f in files] == [(0, 0, 9), (1, 10, 19)]
@@ -228,7 +229,7 @@ def test_graph_dedupes_overlapping_files_and_joins_weather(
                "time_hour": datetime(2013, 1, 1, 10, tzinfo=UTC), "_topic": "weather",
                "_partition": 0, "_offset": 0, "_key": "EWR|2013-01-01T10:00:00Z"}  # fmt: skip
     _write(land / "weather/partition=0/000000000000-000000000000.parquet", [weather])
-    files = discover(settings, ["flights", "weather"])
+    files = discover(settings, ["flights", "weather"], only_committed=False)
     result = graph.run(local_client, files, TZ)
 
     flights = result.topics["flights"]
@@ -239,9 +240,3 @@ def test_graph_dedupes_overlapping_files_and_joins_weather(
     assert staged.loc[3, "carrier"] == "ZZ"  # unknown carrier kept, resolved by the load
     assert result.topics["weather"].counts["loaded"] == 1
     assert sorted(result.file_rows.values()) == [1, 2, 2]
-
-
-def test_landing_file_rejects_foreign_names(tmp_path: Path) -> None:
-    assert (
-        LandingFile.from_path(tmp_path, tmp_path / "flights" / "partition=0" / "x.parquet") is None
-    )

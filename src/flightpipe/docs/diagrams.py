@@ -305,7 +305,7 @@ def _schemas_from_migrations() -> list[str]:
 
 def _role_topics(role: str) -> list[str]:
     # Mirrors flightpipe.ingest.produce.role_events, which builds the events themselves.
-    from flightpipe.events import REFERENCE_TOPICS
+    from flightpipe.contract import REFERENCE_TOPICS
     from flightpipe.ingest import FLIGHT_ROLES
 
     if role in FLIGHT_ROLES:
@@ -322,7 +322,7 @@ def component_dot(dags: Sequence[DagFacts], settings: Settings) -> str:
     says who orchestrates what. The flow is drawn as a U (ingestion left to right on top,
     warehouse right to left below) so that it fits the width of a page.
     """
-    from flightpipe.events import EVENT_TYPES
+    from flightpipe.contract.events import EVENT_TYPES
     from flightpipe.ingest.topics import DLQ_SUFFIX, topic_specs
 
     by_id = {d.dag_id: d for d in dags}

@@ -6,12 +6,12 @@ Entry points for orchestration:
 * ``consume.snapshot(settings)`` once producers are done, then
   ``consume.consume_member(settings, snapshot, member_name(i))`` per member, or
   ``consume.consume_group(settings)`` for all members as processes;
-* ``landing.list_landed_files(settings, topic)`` / ``landing.read_landed(paths)``.
+* ``zones.landing.list_landed_files(settings, topic)`` / ``zones.landing.read_landed(paths)``.
 """
 
 from typing import Final
 
-from flightpipe.events import ORIGINS
+from flightpipe.contract import ORIGINS
 
 FLIGHT_ROLES: Final = tuple(f"flights-{origin}" for origin in ORIGINS)
 # Producer roles, one process each.

@@ -201,7 +201,7 @@ def schemas(
     out: Annotated[Path | None, typer.Option(help="Folder (default: schemas/events).")] = None,
 ) -> None:
     """Export the JSON Schema of every event type."""
-    from flightpipe.events import export_schemas
+    from flightpipe.contract.events import export_schemas
 
     folder = out or get_settings().home / "schemas" / "events"
     for path in export_schemas(folder):

@@ -3,7 +3,7 @@
 Per batch: decode each message into its event type (failures go to ``<topic>.dlq``), write
 one landing file per partition (atomic, fsynced), flush the DLQ producer, and only then
 commit the batch's offsets synchronously. A crash anywhere before the commit re-delivers the
-batch, and the re-delivered batch replaces what the crashed member left (see landing.py).
+batch, and the re-delivered batch replaces what the crashed member left (see zones/landing.py).
 
 Batch mode stops at a snapshot of the end offsets taken once, after the producers are done.
 The stop rule is group-wide: a member leaves when the group's committed offsets of every
@@ -25,6 +25,7 @@ from types import FrameType
 from typing import Any, Final
 
 import msgspec
+import pyarrow as pa
 from confluent_kafka import (
     OFFSET_INVALID,
     Consumer,
@@ -35,11 +36,11 @@ from confluent_kafka import (
     TopicPartition,
 )
 
-from flightpipe.events import Event, event_type
+from flightpipe.contract.events import Event, event_type
 from flightpipe.ingest import BATCH_MESSAGES, procs
-from flightpipe.ingest.landing import build_table, land_batch
 from flightpipe.ingest.topics import INPUT_TOPICS, IngestError, dlq_topic, watermarks
 from flightpipe.settings import Settings, get_settings
+from flightpipe.zones.landing import build_table, land_batch
 
 log = logging.getLogger(__name__)
 
@@ -294,7 +295,7 @@ class LandingConsumer:
         """Commit synchronously; a refused commit is logged, not raised.
 
         Not committing is always safe: the files are durable, and whoever reads the offsets
-        again replaces them (see landing.py). Refusals happen in rebalances (the generation
+        again replaces them (see zones/landing.py). Refusals happen in rebalances (the generation
         moved on) and are expected when members come and go.
         """
         try:
@@ -310,33 +311,50 @@ class LandingConsumer:
 
     def _land(self, key: TP, messages: list[Message]) -> TopicPartition:
         topic, partition = key
-        tp, decoder = self._decoders[topic]
-        events: list[Event] = []
-        offsets: list[int] = []
-        keys: list[str] = []
-        decoded = _decode_batch(tp, self._batch_decoders[topic], messages)
-        if decoded is not None:
-            events, keys = decoded
-            offsets = [_offset(msg) for msg in messages]
-        else:
+        table = self._batch_table(topic, partition, messages)
+        if table is None:
             # Something in the batch is a dead letter: sort it out message by message.
-            for msg in messages:
-                outcome = _decode(decoder, msg)
-                if isinstance(outcome, _Invalid):
-                    self._send_dlq(outcome)
-                    continue
-                events.append(outcome[0])
-                keys.append(outcome[1])
-                offsets.append(_offset(msg))
+            table = self._table_one_by_one(topic, partition, messages)
         first, last = _offset(messages[0]), _offset(messages[-1])
-        table = build_table(tp, events, topic, partition, offsets, keys) if events else None
         base = self._base[topic]
         if land_batch(self.settings, base, partition, first, last, table) is not None:
             self.result.files += 1
+        landed = 0 if table is None else table.num_rows
         self.result.consumed += len(messages)
-        self.result.landed += len(events)
-        self.result.per_topic[base] = self.result.per_topic.get(base, 0) + len(events)
+        self.result.landed += landed
+        self.result.per_topic[base] = self.result.per_topic.get(base, 0) + landed
         return TopicPartition(topic, partition, last + 1)
+
+    def _batch_table(self, topic: str, partition: int, messages: list[Message]) -> Any:
+        """The landing table of a batch in which every message is valid, else None."""
+        tp = self._decoders[topic][0]
+        decoded = _decode_batch(tp, self._batch_decoders[topic], messages)
+        if decoded is None:
+            return None
+        events, keys = decoded
+        offsets = [_offset(msg) for msg in messages]
+        try:
+            return build_table(tp, events, topic, partition, offsets, keys)
+        except (pa.ArrowException, OverflowError, ValueError, TypeError):
+            return None
+
+    def _table_one_by_one(self, topic: str, partition: int, messages: list[Message]) -> Any:
+        """Decode and build each message alone; whatever fails goes to the DLQ with why."""
+        tp, decoder = self._decoders[topic]
+        tables = []
+        for msg in messages:
+            outcome = _decode(decoder, msg)
+            if not isinstance(outcome, _Invalid):
+                event, natural = outcome
+                try:
+                    tables.append(
+                        build_table(tp, [event], topic, partition, [_offset(msg)], [natural])
+                    )
+                    continue
+                except (pa.ArrowException, OverflowError, ValueError, TypeError) as exc:
+                    outcome = _Invalid(msg, f"landing: {type(exc).__name__}: {exc}")
+            self._send_dlq(outcome)
+        return pa.concat_tables(tables) if tables else None
 
     # --- dead letters ------------------------------------------------------------------------
     def _send_dlq(self, bad: _Invalid) -> None:

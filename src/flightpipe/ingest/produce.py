@@ -19,7 +19,7 @@ import msgspec
 from confluent_kafka import KafkaError, Message, Producer
 
 from flightpipe import source
-from flightpipe.events import ORIGINS, Event
+from flightpipe.contract.events import ORIGINS, Event
 from flightpipe.ingest import FLIGHT_ROLES, ROLES, procs
 from flightpipe.ingest.topics import IngestError, ensure_topics
 from flightpipe.settings import Settings, get_settings

@@ -10,12 +10,12 @@ from typing import Final
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from flightpipe.events import EVENT_TYPES, REFERENCE_TOPICS
+from flightpipe.contract import ENTITIES, TOPICS, partitions
 from flightpipe.settings import Settings
 
 log = logging.getLogger(__name__)
 
-INPUT_TOPICS: Final = tuple(EVENT_TYPES)
+INPUT_TOPICS: Final = TOPICS
 DLQ_SUFFIX: Final = ".dlq"
 ADMIN_TIMEOUT: Final = 30.0
 _LEADERSHIP_ERRORS: Final = frozenset(
@@ -51,13 +51,11 @@ def full_name(settings: Settings, topic: str) -> str:
 
 def topic_specs(settings: Settings) -> list[TopicSpec]:
     """Every topic of the pipeline, with the prefix of ``settings`` applied."""
-    partitions = {"flights": settings.flights_partitions, "weather": settings.weather_partitions}
     specs = []
-    for base in INPUT_TOPICS:
+    for base, entity in ENTITIES.items():
         name = settings.topic(base)
-        # Reference tables are state, not history: compaction keeps the latest row per key.
-        config = {"cleanup.policy": "compact"} if base in REFERENCE_TOPICS else {}
-        specs.append(TopicSpec(name, partitions.get(base, 1), config))
+        config = {"cleanup.policy": "compact"} if entity.compacted else {}
+        specs.append(TopicSpec(name, partitions(entity, settings), config))
         # A DLQ is never compacted: a poison message may have no key at all.
         specs.append(TopicSpec(dlq_topic(name), 1, {"cleanup.policy": "delete"}))
     return specs

@@ -15,58 +15,8 @@ from typing import Any, Final
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
 
-LINEAGE: Final = ["_topic", "_partition", "_offset"]
-FLIGHT_KEY: Final = ["year", "month", "day", "carrier", "flight", "origin"]
-WEATHER_KEY: Final = ["origin", "time_hour"]
-REFERENCE_KEYS: Final = {"airlines": ["carrier"], "airports": ["faa"], "planes": ["tailnum"]}
-
-# Raw landed columns each cleaner reads (the event fields it needs + Kafka lineage).
-RAW_COLUMNS: Final[Mapping[str, list[str]]] = {
-    "flights": [
-        "year", "month", "day", "dep_time", "sched_dep_time", "dep_delay", "arr_time",
-        "sched_arr_time", "arr_delay", "carrier", "flight", "tailnum", "origin", "dest",
-        "air_time", "distance", "hour", "minute", "time_hour", *LINEAGE,
-    ],
-    "weather": [
-        "origin", "year", "month", "day", "hour", "temp", "dewp", "humid", "wind_dir",
-        "wind_speed", "wind_gust", "precip", "pressure", "visib", "time_hour", *LINEAGE,
-    ],
-    "airlines": ["carrier", "name", *LINEAGE],
-    "airports": ["faa", "name", "lat", "lon", "alt", "tz", "dst", "tzone", *LINEAGE],
-    "planes": [
-        "tailnum", "year", "type", "manufacturer", "model", "engines", "seats", "speed",
-        "engine", *LINEAGE,
-    ],
-}  # fmt: skip
-
-STAGING_COLUMNS: Final[Mapping[str, list[str]]] = {
-    "flights": [
-        "year", "month", "day", "carrier", "flight_number", "origin", "dest", "tailnum",
-        "sched_dep_time", "dep_time", "sched_arr_time", "arr_time",
-        "sched_dep_at", "dep_at", "sched_arr_at", "arr_at", "weather_hour",
-        "dep_delay_min", "arr_delay_min", "air_time_min", "distance_mi",
-        "is_cancelled", "is_diverted",
-        "wx_temp_f", "wx_humid_pct", "wx_wind_speed_mph", "wx_precip_in", "wx_visib_mi",
-        "src_topic", "src_partition", "src_offset",
-    ],
-    "weather": [
-        "origin", "observed_at", "local_date", "local_hour", "temp_f", "dewp_f", "humid_pct",
-        "wind_dir_deg", "wind_speed_mph", "wind_gust_mph", "precip_in", "pressure_mb",
-        "visib_mi", "src_topic", "src_partition", "src_offset",
-    ],
-    "airlines": ["carrier", "name", "src_topic", "src_partition", "src_offset"],
-    "airports": [
-        "faa", "name", "latitude", "longitude", "altitude_ft", "utc_offset_h", "dst_rule",
-        "tzone", "tzone_source", "member_source", "src_topic", "src_partition", "src_offset",
-    ],
-    "planes": [
-        "tailnum", "year_built", "aircraft_type", "manufacturer", "model", "engines", "seats",
-        "speed_mph", "engine_type", "src_topic", "src_partition", "src_offset",
-    ],
-}  # fmt: skip
+from flightpipe.contract import entity
 
 WEATHER_JOIN: Final = {
     "temp_f": "wx_temp_f",
@@ -78,41 +28,17 @@ WEATHER_JOIN: Final = {
 BOOKKEEPING: Final = ["_reject", "_record"]
 UTC: Final = "UTC"
 TS_DTYPE: Final = pd.DatetimeTZDtype(unit="us", tz=UTC)
-
-# Physically possible ranges; a weather value outside is a sensor error and becomes NULL
-# (the hour is kept), matching the CHECK constraints of dw.fact_weather_hourly.
-WEATHER_RANGES: Final[Mapping[str, tuple[float, float]]] = {
-    "temp_f": (-80, 140),
-    "dewp_f": (-100, 100),
-    "humid_pct": (0, 100),
-    "wind_dir_deg": (0, 360),
-    "wind_speed_mph": (0, 300),
-    "wind_gust_mph": (0, 300),
-    "precip_in": (0, 20),
-    "pressure_mb": (850, 1100),
-    "visib_mi": (0, 100),
+# pandas dtype of each PostgreSQL staging type, so every Dask partition matches its meta.
+PANDAS_DTYPES: Final[Mapping[str, Any]] = {
+    "smallint": "Int16",
+    "integer": "Int32",
+    "bigint": "Int64",
+    "text": "str",
+    "double precision": "float64",
+    "boolean": "bool",
+    "timestamp": TS_DTYPE,
+    "date": "datetime64[us]",
 }
-
-
-# --- reading ------------------------------------------------------------------------------
-
-
-def read_landed(paths: Sequence[str], columns: Sequence[str]) -> pd.DataFrame:
-    """Concatenate landed Parquet files, keeping ``columns`` (missing ones become NA)."""
-    tables = []
-    for path in paths:
-        schema = pq.read_schema(path)
-        present = [c for c in columns if c in schema.names]
-        tables.append(pq.read_table(path, columns=present))
-    if tables:
-        table = pa.concat_tables(tables, promote_options="permissive")
-        frame = table.to_pandas()
-    else:
-        frame = pd.DataFrame()
-    for col in columns:
-        if col not in frame.columns:
-            frame[col] = pd.Series(pd.NA, index=frame.index, dtype="object")
-    return frame[list(columns)].reset_index(drop=True)
 
 
 # --- small typed helpers ------------------------------------------------------------------
@@ -151,16 +77,6 @@ def to_utc(s: pd.Series) -> pd.Series:
 
 def _minutes(s: pd.Series) -> pd.Series:
     return pd.to_timedelta(s.astype("float64"), unit="min")
-
-
-def _bad_len(s: pd.Series, lo: int, hi: int) -> pd.Series:
-    """Present but with a length outside [lo, hi]."""
-    return s.notna() & ~s.str.len().between(lo, hi).fillna(False).astype(bool)
-
-
-def _outside(s: pd.Series, lo: float, hi: float) -> pd.Series:
-    """Present but outside [lo, hi]."""
-    return s.notna() & ~s.between(lo, hi).fillna(False).astype(bool)
 
 
 def valid_hhmm(s: pd.Series, allow_2400: bool) -> pd.Series:
@@ -203,17 +119,18 @@ class _Rejects:
             self.add(frame[col].isna(), f"missing {col}")
 
 
-def dedupe_latest(frame: pd.DataFrame, keys: Sequence[str]) -> pd.DataFrame:
-    """Keep the latest delivery per natural key (max partition, offset); exact redeliveries
-    of a row with an incomplete key collapse on (partition, offset) instead, so distinct bad
-    rows are not merged into one and each is counted as rejected."""
+def latest_deliveries(frame: pd.DataFrame, keys: Sequence[str]) -> pd.Index:
+    """Index of the latest delivery per natural key (max partition, offset); exact
+    redeliveries of a row with an incomplete key collapse on (partition, offset) instead, so
+    distinct bad rows are not merged into one and each is counted as rejected."""
     if frame.empty:
-        return frame
-    ordered = frame.sort_values(["_partition", "_offset"], kind="stable")
+        return frame.index
+    ordered = frame.sort_values(["src_partition", "src_offset"], kind="stable")
     complete = ordered[list(keys)].notna().all(axis=1)
     good = ordered[complete].drop_duplicates(list(keys), keep="last")
-    bad = ordered[~complete].drop_duplicates(["_partition", "_offset"], keep="last")
-    return pd.concat([good, bad]).sort_values(["_partition", "_offset"], kind="stable")
+    bad = ordered[~complete].drop_duplicates(["src_partition", "src_offset"], keep="last")
+    both = pd.concat([good, bad]).sort_values(["src_partition", "src_offset"], kind="stable")
+    return both.index
 
 
 def _lineage(out: pd.DataFrame, raw: pd.DataFrame) -> None:
@@ -223,59 +140,37 @@ def _lineage(out: pd.DataFrame, raw: pd.DataFrame) -> None:
 
 
 def dtypes(topic: str) -> dict[str, Any]:
-    """Exact output dtypes of a cleaner, so every Dask partition matches its ``meta``."""
-    special: dict[str, Any] = {
-        "carrier": "str", "origin": "str", "dest": "str", "tailnum": "str", "name": "str",
-        "faa": "str", "dst_rule": "str", "tzone": "str", "tzone_source": "str",
-        "member_source": "str", "aircraft_type": "str", "manufacturer": "str", "model": "str",
-        "engine_type": "str", "src_topic": "str", "src_partition": "Int32",
-        "src_offset": "Int64", "altitude_ft": "Int32", "is_cancelled": "bool",
-        "is_diverted": "bool", "local_date": "datetime64[us]", "_reject": "str",
-        "_record": "object",
-    }  # fmt: skip
-    out: dict[str, Any] = {}
-    for col in [*STAGING_COLUMNS[topic], *BOOKKEEPING]:
-        if col in special:
-            out[col] = special[col]
-        elif col.endswith("_at") or col == "weather_hour":
-            out[col] = TS_DTYPE
-        elif col.startswith("wx_") or col in WEATHER_RANGES or col in ("latitude", "longitude"):
-            out[col] = "Int16" if col == "wind_dir_deg" else "float64"
-        else:
-            out[col] = "Int16"
-    return out
+    """Exact output dtypes of a cleaner, read from the contract's staging types."""
+    out = {c.name: PANDAS_DTYPES[c.pg_type] for c in entity(topic).staging}
+    return {**out, "_reject": "str", "_record": "object"}
 
 
 def _finish(out: pd.DataFrame, raw: pd.DataFrame, rejects: _Rejects, topic: str) -> pd.DataFrame:
+    """Contract ranges, then the latest delivery per key, then the staging shape."""
+    contract = entity(topic)
+    for col, (lo, hi) in contract.null_outside.items():
+        out[col] = out[col].where(out[col].between(lo, hi))
     out["_reject"] = rejects.reason
-    out["_record"] = _records(raw, rejects.reason.notna())
-    frame = out[[*STAGING_COLUMNS[topic], *BOOKKEEPING]].reset_index(drop=True)
+    keep = latest_deliveries(out, contract.natural_key)
+    out, raw = out.loc[keep], raw.loc[keep]
+    out["_record"] = _records(raw, out["_reject"].notna())
+    frame = out[[*contract.staging_columns, *BOOKKEEPING]].reset_index(drop=True)
     return frame.astype(dtypes(topic))
 
 
-def _normalise_keys(raw: pd.DataFrame, topic: str) -> pd.DataFrame:
-    """Types and spelling of the key columns, so the dedupe compares like with like."""
+def _prepare(raw: pd.DataFrame, topic: str) -> pd.DataFrame:
+    """Lineage as integers and event times as UTC, so keys compare like with like."""
     raw = raw.copy()
     raw["_partition"] = _int(raw["_partition"], "Int32")
     raw["_offset"] = _int(raw["_offset"], "Int64")
     raw["_topic"] = _text(raw["_topic"])
-    if topic == "flights":
-        for col in ("year", "month", "day", "flight"):
-            raw[col] = _int(raw[col], "Int32")
-        for col in ("carrier", "origin", "dest", "tailnum"):
-            raw[col] = _text(raw[col], upper=True)
+    if "time_hour" in raw.columns:
         raw["time_hour"] = to_utc(raw["time_hour"])
-    elif topic == "weather":
-        raw["origin"] = _text(raw["origin"], upper=True)
-        raw["time_hour"] = to_utc(raw["time_hour"])
-    else:
-        key = REFERENCE_KEYS[topic][0]
-        raw[key] = _text(raw[key], upper=True)
     return raw
 
 
 def _empty_raw(topic: str) -> pd.DataFrame:
-    return pd.DataFrame({c: pd.Series(dtype="object") for c in RAW_COLUMNS[topic]})
+    return pd.DataFrame({c: pd.Series(dtype="object") for c in entity(topic).raw_columns})
 
 
 # --- time zones ---------------------------------------------------------------------------
@@ -365,7 +260,7 @@ def clean_flights(raw: pd.DataFrame, tz_map: Mapping[str, str]) -> pd.DataFrame:
     sidesteps the ambiguous local hour at the DST change. Actual times are scheduled times
     plus the delays; local hhmm clocks are only a fallback when a delay is missing.
     """
-    raw = dedupe_latest(_normalise_keys(raw, "flights"), FLIGHT_KEY)
+    raw = _prepare(raw, "flights")
     rej = _Rejects(raw.index)
     out = pd.DataFrame(index=raw.index)
     out["year"] = _int(raw["year"], "Int16")
@@ -400,14 +295,6 @@ def clean_flights(raw: pd.DataFrame, tz_map: Mapping[str, str]) -> pd.DataFrame:
     rej.add(out["arr_time"].notna() & ~valid_hhmm(out["arr_time"], True), "invalid arr_time")
     rej.add(raw["dep_delay"].notna() & out["dep_delay_min"].isna(), "invalid dep_delay")
     rej.add(raw["arr_delay"].notna() & out["arr_delay_min"].isna(), "invalid arr_delay")
-    rej.add(_outside(out["dep_delay_min"], -1440, 2880), "dep_delay out of range")
-    rej.add(_outside(out["arr_delay_min"], -1440, 2880), "arr_delay out of range")
-    rej.add(_outside(out["air_time_min"], 1, 1440), "air_time out of range")
-    rej.add(_outside(out["distance_mi"], 1, 12000), "distance out of range")
-    rej.add(_bad_len(out["carrier"], 1, 3), "invalid carrier")
-    for col in ("origin", "dest"):
-        rej.add(_bad_len(out[col], 2, 4), f"invalid {col}")
-    rej.add(_bad_len(out["tailnum"], 1, 10), "invalid tailnum")
 
     out["weather_hour"] = raw["time_hour"]
     out["sched_dep_at"] = (raw["time_hour"] + _minutes(minute)).astype(TS_DTYPE)
@@ -459,7 +346,7 @@ def join_weather(flights: pd.DataFrame, weather: pd.DataFrame) -> pd.DataFrame:
 
 def clean_weather(raw: pd.DataFrame) -> pd.DataFrame:
     """Hourly weather -> staging rows keyed by (origin, UTC hour); impossible values -> NULL."""
-    raw = dedupe_latest(_normalise_keys(raw, "weather"), WEATHER_KEY)
+    raw = _prepare(raw, "weather")
     rej = _Rejects(raw.index)
     out = pd.DataFrame(index=raw.index)
     out["origin"] = raw["origin"]
@@ -490,9 +377,7 @@ def clean_weather(raw: pd.DataFrame) -> pd.DataFrame:
         "visib_mi": "visib",
     }
     for col, src in sources.items():
-        lo, hi = WEATHER_RANGES[col]
-        value = _num(raw[src])
-        out[col] = value.where(value.between(lo, hi))
+        out[col] = _num(raw[src])
     out["wind_dir_deg"] = _int(out["wind_dir_deg"].round(), "Int16")
     _lineage(out, raw)
     return _finish(out, raw, rej, "weather")
@@ -502,29 +387,26 @@ def clean_weather(raw: pd.DataFrame) -> pd.DataFrame:
 
 
 def clean_airlines(raw: pd.DataFrame) -> pd.DataFrame:
-    raw = dedupe_latest(_normalise_keys(raw, "airlines"), REFERENCE_KEYS["airlines"])
+    raw = _prepare(raw, "airlines")
     rej = _Rejects(raw.index)
     out = pd.DataFrame(index=raw.index)
     out["carrier"] = raw["carrier"]
     out["name"] = _text(raw["name"])
     rej.require(out, ["carrier", "name"])
-    rej.add(_bad_len(out["carrier"], 1, 3), "invalid carrier")
     _lineage(out, raw)
     return _finish(out, raw, rej, "airlines")
 
 
 def clean_airports(raw: pd.DataFrame) -> pd.DataFrame:
-    raw = dedupe_latest(_normalise_keys(raw, "airports"), REFERENCE_KEYS["airports"])
+    raw = _prepare(raw, "airports")
     rej = _Rejects(raw.index)
     out = pd.DataFrame(index=raw.index)
     out["faa"] = raw["faa"]
     out["name"] = _text(raw["name"])
-    out["latitude"] = _num(raw["lat"]).where(_num(raw["lat"]).between(-90, 90))
-    out["longitude"] = _num(raw["lon"]).where(_num(raw["lon"]).between(-180, 180))
+    out["latitude"] = _num(raw["lat"])
+    out["longitude"] = _num(raw["lon"])
     out["altitude_ft"] = _int(raw["alt"], "Int32")
-    out["altitude_ft"] = out["altitude_ft"].where(out["altitude_ft"].between(-1500, 30000))
     out["utc_offset_h"] = _int(raw["tz"], "Int16")
-    out["utc_offset_h"] = out["utc_offset_h"].where(out["utc_offset_h"].between(-12, 14))
     dst = _text(raw["dst"], upper=True)
     out["dst_rule"] = dst.where(dst.isin(["A", "U", "N", "E", "O", "S", "Z"]))
     tzone = _text(raw["tzone"])
@@ -538,31 +420,23 @@ def clean_airports(raw: pd.DataFrame) -> pd.DataFrame:
     )
     out["member_source"] = pd.Series("reference", index=out.index, dtype="str")
     rej.require(out, ["faa", "name"])
-    rej.add(_bad_len(out["faa"], 2, 4), "invalid faa")
     _lineage(out, raw)
     return _finish(out, raw, rej, "airports")
 
 
 def clean_planes(raw: pd.DataFrame) -> pd.DataFrame:
-    raw = dedupe_latest(_normalise_keys(raw, "planes"), REFERENCE_KEYS["planes"])
+    raw = _prepare(raw, "planes")
     rej = _Rejects(raw.index)
     out = pd.DataFrame(index=raw.index)
     out["tailnum"] = raw["tailnum"]
-    year = _int(raw["year"], "Int16")
-    out["year_built"] = year.where(year.between(1900, 2100))
+    out["year_built"] = _int(raw["year"], "Int16")
     out["aircraft_type"] = _text(raw["type"])
     out["manufacturer"] = _text(raw["manufacturer"])
     out["model"] = _text(raw["model"])
-    for col, src, hi in (
-        ("engines", "engines", 8),
-        ("seats", "seats", 1000),
-        ("speed_mph", "speed", 1000),
-    ):
-        v = _int(raw[src], "Int16")
-        out[col] = v.where(v.between(0, hi))
+    for col, src in (("engines", "engines"), ("seats", "seats"), ("speed_mph", "speed")):
+        out[col] = _int(raw[src], "Int16")
     out["engine_type"] = _text(raw["engine"])
     rej.require(out, ["tailnum"])
-    rej.add(_bad_len(out["tailnum"], 1, 10), "invalid tailnum")
     _lineage(out, raw)
     return _finish(out, raw, rej, "planes")
 

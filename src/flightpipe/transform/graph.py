@@ -16,22 +16,14 @@ from typing import Any
 import dask.dataframe as dd
 import pandas as pd
 
+from flightpipe.contract import TOPICS, entity
 from flightpipe.transform import clean
-from flightpipe.transform.files import LandingFile, by_partition, file_rows
-
-TOPIC_ORDER = ("airlines", "airports", "planes", "weather", "flights")
-NATURAL_KEYS: Mapping[str, list[str]] = {
-    "flights": ["year", "month", "day", "carrier", "flight_number", "origin"],
-    "weather": ["origin", "observed_at"],
-    "airlines": ["carrier"],
-    "airports": ["faa"],
-    "planes": ["tailnum"],
-}
+from flightpipe.zones.landing import LandedFile, by_partition, file_rows, read_columns
 
 
 def read_and_clean(paths: Sequence[str], topic: str, tz_map: Mapping[str, str]) -> pd.DataFrame:
     """One Dask partition: every new file of one Kafka partition, cleaned and deduped."""
-    raw = clean.read_landed(paths, clean.RAW_COLUMNS[topic])
+    raw = read_columns(paths, entity(topic).raw_columns)
     return clean.clean_topic(topic, raw, tz_map)
 
 
@@ -40,7 +32,7 @@ def _dedupe_single(frame: pd.DataFrame, topic: str) -> pd.DataFrame:
     another partition (topic re-partitioned); then the highest (partition, offset) wins."""
     good = frame[frame["_reject"].isna()]
     bad = frame[frame["_reject"].notna()]
-    keys = NATURAL_KEYS[topic]
+    keys = list(entity(topic).natural_key)
     good = good.sort_values(["src_partition", "src_offset"], kind="stable")
     good = good.drop_duplicates(keys, keep="last")
     return pd.concat([good, bad], ignore_index=True)
@@ -54,7 +46,7 @@ class TopicOutput:
     rejected: pd.DataFrame
     landed: int
     duplicates: int
-    files: list[LandingFile]
+    files: list[LandedFile]
 
     @property
     def counts(self) -> dict[str, int]:
@@ -73,22 +65,22 @@ class TransformResult:
     seconds: float = 0.0
 
     @property
-    def files(self) -> list[LandingFile]:
+    def files(self) -> list[LandedFile]:
         return [f for t in self.topics.values() for f in t.files]
 
     def staged(self, topic: str) -> pd.DataFrame:
         out = self.topics.get(topic)
         if out is None:
-            return clean.empty_clean(topic)[clean.STAGING_COLUMNS[topic]]
+            return clean.empty_clean(topic)[entity(topic).staging_columns]
         return out.staged
 
 
 def build(
-    files: Mapping[str, Sequence[LandingFile]], tz_map: Mapping[str, str]
+    files: Mapping[str, Sequence[LandedFile]], tz_map: Mapping[str, str]
 ) -> dict[str, dd.DataFrame]:
     """Lazy Dask frames per topic (only topics with files)."""
     frames: dict[str, dd.DataFrame] = {}
-    for topic in TOPIC_ORDER:
+    for topic in TOPICS:
         groups = by_partition(files.get(topic, ()))
         if not groups:
             continue
@@ -120,7 +112,7 @@ def build(
 
 def run(
     client: Any,
-    files: Mapping[str, Sequence[LandingFile]],
+    files: Mapping[str, Sequence[LandedFile]],
     tz_map: Mapping[str, str],
 ) -> TransformResult:
     """Execute the graph on ``client`` (a distributed.Client) in one round trip."""
@@ -143,7 +135,7 @@ def run(
         good = frame[frame["_reject"].isna()]
         bad = frame[frame["_reject"].notna()]
         result.topics[topic] = TopicOutput(
-            staged=good[clean.STAGING_COLUMNS[topic]].reset_index(drop=True),
+            staged=good[entity(topic).staging_columns].reset_index(drop=True),
             rejected=bad[["src_topic", "src_partition", "src_offset", "_reject", "_record"]]
             .rename(columns={"_reject": "reason", "_record": "record"})
             .reset_index(drop=True),

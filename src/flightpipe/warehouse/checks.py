@@ -4,7 +4,8 @@ Each check is one query returning ``(observed, details)``; it passes when ``obse
 the expected value (0 offending rows for all but the reconciliations). Foreign keys and
 unique constraints already guard the tables; the checks still look, because constraints can
 be dropped, disabled or created ``NOT VALID`` by hand, and a load must not report success
-on a warehouse that is broken.
+on a warehouse that is broken. Input never fails a check: the value rules are the contract's
+(``flightpipe.contract``), and rows that break them are quarantined before the upsert.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from psycopg.types.json import Jsonb
 
 from flightpipe.settings import Settings, get_settings
 from flightpipe.warehouse.db import connect
+from flightpipe.warehouse.rules import rule_counts
 
 
 @dataclass(frozen=True)
@@ -65,38 +67,6 @@ NATURAL_KEYS: Final = [
     ("dim_plane", ("tailnum",)),
     ("dim_date", ("full_date",)),
 ]
-
-# Plausibility of values: tighter than the CHECK constraints, which only stop the impossible.
-# Each condition selects offending rows of dw.fact_flight f (joined to its airports o, d).
-FLIGHT_RULES: Final = {
-    "flight.sched_departure_matches_local_source": """
-        o.tzone IS NOT NULL AND (
-            to_char(f.sched_dep_at AT TIME ZONE o.tzone, 'YYYYMMDD')::integer <> f.date_key
-            OR to_char(f.sched_dep_at AT TIME ZONE o.tzone, 'HH24MI')::integer
-               <> f.sched_dep_time)""",
-    "flight.sched_arrival_matches_local_source": """
-        d.tzone IS NOT NULL
-        AND to_char(f.sched_arr_at AT TIME ZONE d.tzone, 'HH24MI')::integer <> f.sched_arr_time""",
-    "flight.sched_arrival_known": "f.sched_arr_at IS NULL",
-    "flight.sched_arrival_after_departure": """
-        f.sched_arr_at <= f.sched_dep_at
-        OR f.sched_arr_at > f.sched_dep_at + interval '24 hours'""",
-    "flight.arrival_after_departure": "f.arr_at <= f.dep_at",
-    "flight.flags_consistent": """
-        f.is_diverted <> (NOT f.is_cancelled AND (f.arr_delay_min IS NULL OR f.arr_time IS NULL))
-        OR f.is_cancelled <> (f.dep_time IS NULL)""",
-    "flight.delays_in_range": """
-        f.dep_delay_min NOT BETWEEN -180 AND 1800 OR f.arr_delay_min NOT BETWEEN -240 AND 1800""",
-    "flight.air_time_in_range": "f.air_time_min NOT BETWEEN 5 AND 1000",
-    "flight.distance_in_range": "f.distance_mi NOT BETWEEN 10 AND 6000",
-}
-WEATHER_RULES: Final = {
-    "weather.values_in_range": """
-        w.temp_f NOT BETWEEN -40 AND 125 OR w.humid_pct NOT BETWEEN 0 AND 100
-        OR w.visib_mi NOT BETWEEN 0 AND 10 OR w.precip_in NOT BETWEEN 0 AND 5
-        OR w.wind_speed_mph NOT BETWEEN 0 AND 150 OR w.pressure_mb NOT BETWEEN 900 AND 1100""",
-}
-
 
 # Staged rows whose natural key is not in dw: zero after a load, the new rows before it.
 STAGED_NOT_IN_DW = {
@@ -154,41 +124,11 @@ def _duplicates(cur: psycopg.Cursor[Any]) -> list[CheckResult]:
 
 
 def _rules(cur: psycopg.Cursor[Any], batch_id: int | None) -> list[CheckResult]:
-    """Every plausibility rule of a table in one scan (one FILTERed count per rule)."""
-    results = []
-    scope = sql.SQL("f.load_batch_id = %(batch_id)s" if batch_id is not None else "true")
-    aggregates = sql.SQL(", ").join(
-        sql.SQL(
-            "count(*) FILTER (WHERE {cond}), (array_agg(f.flight_key) FILTER (WHERE {cond}))[1:5]"
-        ).format(cond=sql.SQL(condition))
-        for condition in FLIGHT_RULES.values()
-    )
-    query = sql.SQL(
-        "SELECT {aggregates} FROM dw.fact_flight AS f"
-        " JOIN dw.dim_airport AS o ON o.airport_key = f.origin_airport_key"
-        " JOIN dw.dim_airport AS d ON d.airport_key = f.dest_airport_key"
-        " WHERE {scope}"
-    ).format(aggregates=aggregates, scope=scope)
-    cur.execute(query, {"batch_id": batch_id})
-    row = cur.fetchone()
-    for i, name in enumerate(FLIGHT_RULES):
-        n, sample = (int(row[2 * i]), row[2 * i + 1]) if row else (0, None)
-        details = {"flight_keys": sample} if n else {}
-        results.append(CheckResult(name, n == 0, n, 0, details))
-    wscope = sql.SQL("w.load_batch_id = %(batch_id)s" if batch_id is not None else "true")
-    aggregates = sql.SQL(", ").join(
-        sql.SQL("count(*) FILTER (WHERE {cond})").format(cond=sql.SQL(condition))
-        for condition in WEATHER_RULES.values()
-    )
-    query = sql.SQL("SELECT {aggregates} FROM dw.fact_weather_hourly AS w WHERE {scope}").format(
-        aggregates=aggregates, scope=wscope
-    )
-    cur.execute(query, {"batch_id": batch_id})
-    row = cur.fetchone()
-    for i, name in enumerate(WEATHER_RULES):
-        n = int(row[i]) if row else 0
-        results.append(CheckResult(name, n == 0, n, 0))
-    return results
+    """The contract's row rules over what was loaded (offenders were quarantined before)."""
+    return [
+        CheckResult(name, n == 0, n, 0, {"sources": sample} if n else {})
+        for name, n, sample in rule_counts(cur, batch_id)
+    ]
 
 
 def _reconcile(cur: psycopg.Cursor[Any], batch_id: int) -> list[CheckResult]:

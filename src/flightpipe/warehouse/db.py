@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from importlib import resources
 from typing import Any
@@ -88,20 +88,27 @@ def frame_csv(frame: pd.DataFrame, columns: Sequence[str], types: Sequence[str])
     return sink.getvalue().to_pybytes()
 
 
-def copy_frame(cur: psycopg.Cursor[Any], schema: str, table: str, frame: pd.DataFrame) -> int:
+def copy_frame(
+    cur: psycopg.Cursor[Any],
+    schema: str,
+    table: str,
+    frame: pd.DataFrame,
+    types: Mapping[str, str] | None = None,
+) -> int:
     """COPY of ``frame`` into ``schema.table`` (columns matched by name), as CSV rendered
-    column-wise by Arrow: no per-value Python conversion."""
+    column-wise by Arrow: no per-value Python conversion. ``types`` (column -> PostgreSQL
+    type, in table order) saves the catalog lookup when the caller declares the table."""
     if frame.empty:
         return 0
-    catalog = column_types(cur, schema, table)
+    catalog = dict(types) if types is not None else column_types(cur, schema, table)
     columns = [c for c in catalog if c in frame.columns]
-    types = [catalog[c] for c in columns]
+    pg_types = [catalog[c] for c in columns]
     stmt = sql.SQL("COPY {}.{} ({}) FROM STDIN (FORMAT csv)").format(
         sql.Identifier(schema),
         sql.Identifier(table),
         sql.SQL(", ").join(sql.Identifier(c) for c in columns),
     )
-    data = frame_csv(frame, columns, types)
+    data = frame_csv(frame, columns, pg_types)
     with cur.copy(stmt) as copy:
         view = memoryview(data)
         for start in range(0, len(data), COPY_CHUNK):

@@ -27,16 +27,17 @@ import pandas as pd
 import psycopg
 from psycopg.types.json import Jsonb
 
+from flightpipe.contract import TOPICS, entity
 from flightpipe.settings import Settings, get_settings
 from flightpipe.transform import clean, graph
 from flightpipe.transform.client import dask_client
-from flightpipe.transform.files import TOPICS, LandingFile, discover
 from flightpipe.warehouse import checks
 from flightpipe.warehouse.db import LOAD_LOCK_ID, connect, copy_frame, load_steps
+from flightpipe.warehouse.rules import quarantine
+from flightpipe.zones.landing import LandedFile, discover, read_columns
 
 log = logging.getLogger(__name__)
 
-STAGING_TABLES = ("flights", "weather", "airlines", "airports", "planes")
 # Target table of each load step, to split MERGE row counts into inserted and updated.
 STEP_TARGETS = {
     "01_dim_date": "dim_date",
@@ -78,14 +79,14 @@ def _loaded_paths(cur: psycopg.Cursor[Any]) -> set[str]:
     return {row[0] for row in cur.fetchall()}
 
 
-def _tz_map(cur: psycopg.Cursor[Any], airport_files: Sequence[LandingFile]) -> dict[str, str]:
+def _tz_map(cur: psycopg.Cursor[Any], airport_files: Sequence[LandedFile]) -> dict[str, str]:
     """Airport -> IANA zone for the UTC conversion: warehouse first, this batch's reference
     on top (so a first load already uses the reference zones), airportsdata as last resort
     inside the transform."""
     cur.execute("SELECT faa_code, tzone FROM dw.dim_airport WHERE tzone IS NOT NULL")
     zones = {code: tz for code, tz in cur.fetchall()}
     if airport_files:
-        raw = clean.read_landed([str(f.path) for f in airport_files], clean.RAW_COLUMNS["airports"])
+        raw = read_columns([f.path for f in airport_files], entity("airports").raw_columns)
         ref = clean.clean_airports(raw)
         ref = ref[ref["_reject"].isna() & ref["tzone"].notna()]
         zones.update(zip(ref["faa"], ref["tzone"], strict=True))
@@ -119,11 +120,11 @@ def _airport_candidates(result: graph.TransformResult, known: set[str]) -> pd.Da
                 "member_source": "airportsdata",
             }
         )
-    frame = pd.DataFrame(rows, columns=clean.STAGING_COLUMNS["airports"])
+    frame = pd.DataFrame(rows, columns=entity("airports").staging_columns)
     return frame.astype({"altitude_ft": "Int32"})
 
 
-def _offsets(files: Sequence[LandingFile]) -> dict[str, dict[str, dict[str, int]]]:
+def _offsets(files: Sequence[LandedFile]) -> dict[str, dict[str, dict[str, int]]]:
     out: dict[str, dict[str, dict[str, int]]] = {}
     for f in files:
         p = out.setdefault(f.topic, {}).setdefault(
@@ -192,16 +193,20 @@ def _drop_fk_and_indexes(cur: psycopg.Cursor[Any], table: str) -> list[str]:
 
 def _run_steps(
     cur: psycopg.Cursor[Any], batch_id: int
-) -> tuple[dict[str, dict[str, int]], list[str]]:
+) -> tuple[dict[str, dict[str, int]], list[str], dict[str, int]]:
     """Execute the upsert statements (dimensions, then facts); return rows inserted and
-    updated per target table, and the fact tables loaded in bulk mode."""
+    updated per target table, the fact tables loaded in bulk mode, and the staged rows
+    quarantined per entity."""
     changes: dict[str, dict[str, int]] = {}
     bulk: list[str] | None = None
     recreate: list[str] = []
+    quarantined: dict[str, int] = {}
     for step, statement in load_steps():
         target = STEP_TARGETS[step]
         if bulk is None and target.startswith("fact_"):
-            # Decided once the dimensions are in, so the new-row estimate resolves all keys.
+            # Once the dimensions are in: the rules see the airports' zones, and the
+            # new-row estimate resolves all keys.
+            quarantined = quarantine(cur, batch_id)
             bulk = _bulk_tables(cur)
             recreate = [ddl for table in bulk for ddl in _drop_fk_and_indexes(cur, table)]
         before = _count(cur, target)
@@ -215,18 +220,23 @@ def _run_steps(
         log.debug("step %s: %d rows in %.3f s", step, affected, time.perf_counter() - t0)
     for ddl in recreate:
         cur.execute(ddl)  # catalog-generated DDL of the constraints and indexes dropped above
-    return changes, bulk or []
+    return changes, bulk or [], quarantined
 
 
 def _stage(cur: psycopg.Cursor[Any], result: graph.TransformResult, known: set[str]) -> None:
-    cur.execute("TRUNCATE " + ", ".join(f"staging.{t}" for t in STAGING_TABLES))
-    for topic in STAGING_TABLES:
-        copy_frame(cur, "staging", topic, result.staged(topic))
-    copy_frame(cur, "staging", "airports", _airport_candidates(result, known))
+    cur.execute("TRUNCATE " + ", ".join(f"staging.{t}" for t in TOPICS))  # contract names
+    for topic in TOPICS:
+        copy_frame(cur, "staging", topic, result.staged(topic), _staging_types(topic))
+    candidates = _airport_candidates(result, known)
+    copy_frame(cur, "staging", "airports", candidates, _staging_types("airports"))
+
+
+def _staging_types(topic: str) -> dict[str, str]:
+    return {c.name: c.pg_type for c in entity(topic).staging}
 
 
 def _record_files(
-    cur: psycopg.Cursor[Any], files: Sequence[LandingFile], rows: Mapping[str, int], batch_id: int
+    cur: psycopg.Cursor[Any], files: Sequence[LandedFile], rows: Mapping[str, int], batch_id: int
 ) -> None:
     # A forced reload keeps the batch that first loaded a file.
     cur.executemany(
@@ -270,6 +280,17 @@ def _record_rejects(cur: psycopg.Cursor[Any], result: graph.TransformResult, bat
             " ON CONFLICT DO NOTHING",
             params,
         )
+
+
+def _close_abandoned(cur: psycopg.Cursor[Any]) -> int:
+    """Close batches left ``running`` by a loader that died: loads hold the load lock, so
+    while we hold it no other batch can be live."""
+    cur.execute(
+        "UPDATE meta.load_batches SET status = 'abandoned', finished_at = now(),"
+        " error = 'the loader stopped before finishing (closed by the next load)'"
+        " WHERE status = 'running'"
+    )
+    return max(cur.rowcount, 0)
 
 
 def _open_batch(settings: Settings, force: bool, files: int) -> int:
@@ -319,6 +340,8 @@ def load(
         lock_conn.execute("SELECT pg_advisory_lock(%s)", [LOAD_LOCK_ID])
         found = discover(settings, topics)
         with lock_conn.cursor() as cur:
+            if abandoned := _close_abandoned(cur):
+                log.warning("closed %d load batch(es) whose loader died", abandoned)
             done = set() if force else _loaded_paths(cur)
             new = {t: [f for f in fs if f.rel not in done] for t, fs in found.items()}
             all_new = [f for fs in new.values() for f in fs]
@@ -343,8 +366,12 @@ def load(
                 _stage(cur, result, known_airports)
                 timings["copy"] = time.perf_counter() - t0
                 t0 = time.perf_counter()
-                changes, bulk = _run_steps(cur, batch_id)
+                changes, bulk, quarantined = _run_steps(cur, batch_id)
                 timings["upsert"] = time.perf_counter() - t0
+                for topic, n in quarantined.items():
+                    if topic in counts:
+                        counts[topic]["loaded"] -= n
+                        counts[topic]["rejected"] += n
                 # Fresh statistics for the checks' and marts' plans after a big change.
                 for table in bulk:
                     cur.execute(f"ANALYZE dw.{table}")  # names from BULK_TABLES

@@ -46,7 +46,11 @@ def pending(settings: Settings | None = None) -> list[str]:
 
 
 def migrate(settings: Settings | None = None) -> list[str]:
-    """Apply every pending migration; return the ids applied (empty when up to date)."""
+    """Apply every pending migration, then build the staging tables from the contract;
+    return the ids applied (empty when up to date)."""
+    from flightpipe.warehouse.db import connect
+    from flightpipe.warehouse.staging import ensure_staging
+
     settings = settings or get_settings()
     backend = get_backend(yoyo_url(settings.warehouse_dsn))
     try:
@@ -54,6 +58,8 @@ def migrate(settings: Settings | None = None) -> list[str]:
         with backend.lock():
             todo = backend.to_apply(migrations)
             backend.apply_migrations(todo)
-        return [m.id for m in todo]
     finally:
         backend.connection.close()
+    with connect(settings) as conn:
+        ensure_staging(conn)
+    return [m.id for m in todo]

@@ -1,8 +1,11 @@
 """Event types on the wire: versioned msgspec Structs, JSON encoded.
 
-The Structs are the contract: producers encode them, consumers decode into them (a failed
-typed decode is a schema violation and goes to the DLQ), the landing Parquet schema and the
-JSON Schema files in ``schemas/events/`` are derived from them.
+Each Struct is the wire half of an entity's contract (``flightpipe.contract.entities`` holds
+the rest). Every field is bounded so that a decoded event always fits the landing Parquet and
+the staging column it becomes: integers to their PostgreSQL column type, strings in length
+and free of control characters (a NUL would break COPY). A failed typed decode is a schema
+violation and goes to the DLQ. The JSON Schema files in ``schemas/events/`` are derived from
+these Structs.
 """
 
 from __future__ import annotations
@@ -22,19 +25,41 @@ SCHEMA_VERSION: Final = 1
 # The three NYC airports the flights depart from.
 ORIGINS: Final = ("EWR", "JFK", "LGA")
 
+# PostgreSQL integer column ranges: a value outside cannot be staged.
+SMALLINT: Final = (-(2**15), 2**15 - 1)
+INTEGER: Final = (-(2**31), 2**31 - 1)
+
+
+def whole(body: str) -> str:
+    """A pattern matching ``body`` and nothing more: ``$`` alone also matches before a
+    trailing newline, which would let "AA\\n" pass as a carrier code."""
+    return f"^{body}(?!\\n)$"
+
+
+# Text that COPY and every later stage can carry: no C0 control characters (NUL included)
+# and no DEL.
+PRINTABLE: Final = r"[^\x00-\x1f\x7f]*"
+
 SchemaVersion = Annotated[int, Meta(ge=1, le=SCHEMA_VERSION, description="Event schema version.")]
 Year = Annotated[int, Meta(ge=1900, le=2100)]
 Month = Annotated[int, Meta(ge=1, le=12)]
 Day = Annotated[int, Meta(ge=1, le=31)]
 Hour = Annotated[int, Meta(ge=0, le=23)]
 Minute = Annotated[int, Meta(ge=0, le=59)]
+SmallInt = Annotated[int, Meta(ge=SMALLINT[0], le=SMALLINT[1])]
+NonNegativeSmallInt = Annotated[int, Meta(ge=0, le=SMALLINT[1])]
+Integer = Annotated[int, Meta(ge=INTEGER[0], le=INTEGER[1])]
 # Local clock time as an hhmm integer; the source uses 2400 for midnight at the end of a day.
 ClockHHMM = Annotated[int, Meta(ge=0, le=2400)]
-Carrier = Annotated[str, Meta(pattern=r"^[A-Z0-9]{2}$")]
-AirportCode = Annotated[str, Meta(pattern=r"^[A-Z0-9]{3,4}$")]
-TailNum = Annotated[str, Meta(min_length=1, max_length=10)]
+Carrier = Annotated[str, Meta(pattern=whole("[A-Z0-9]{2}"))]
+AirportCode = Annotated[str, Meta(pattern=whole("[A-Z0-9]{3,4}"))]
+TailNum = Annotated[str, Meta(pattern=whole("[A-Z0-9]{1,10}"))]
+Name = Annotated[str, Meta(max_length=200, pattern=whole(PRINTABLE))]
+Label = Annotated[str, Meta(max_length=64, pattern=whole(PRINTABLE))]
 UtcTime = Annotated[datetime, Meta(tz=True, description="UTC timestamp, RFC 3339.")]
-ProducerId = Annotated[str, Meta(min_length=1, description="Which producer emitted the event.")]
+ProducerId = Annotated[
+    str, Meta(min_length=1, max_length=64, description="Which producer emitted the event.")
+]
 
 
 def utc_iso(ts: datetime) -> str:
@@ -70,17 +95,17 @@ class FlightEvent(Event, frozen=True, gc=False):
     day: Day
     dep_time: ClockHHMM | None
     sched_dep_time: ClockHHMM
-    dep_delay: int | None
+    dep_delay: SmallInt | None
     arr_time: ClockHHMM | None
     sched_arr_time: ClockHHMM
-    arr_delay: int | None
+    arr_delay: SmallInt | None
     carrier: Carrier
-    flight: Annotated[int, Meta(ge=1)]
+    flight: Annotated[int, Meta(ge=1, le=SMALLINT[1])]
     tailnum: TailNum | None
     origin: AirportCode
     dest: AirportCode
-    air_time: Annotated[int, Meta(ge=0)] | None
-    distance: Annotated[int, Meta(ge=0)]
+    air_time: NonNegativeSmallInt | None
+    distance: NonNegativeSmallInt
     hour: Hour
     minute: Minute
     time_hour: UtcTime
@@ -122,7 +147,7 @@ class AirlineEvent(Event, frozen=True, gc=False):
     topic: ClassVar[str] = "airlines"
 
     carrier: Carrier
-    name: str
+    name: Name
     producer: ProducerId
 
     def key(self) -> str:
@@ -133,13 +158,13 @@ class AirportEvent(Event, frozen=True, gc=False):
     topic: ClassVar[str] = "airports"
 
     faa: AirportCode
-    name: str
+    name: Name
     lat: Annotated[float, Meta(ge=-90, le=90)]
     lon: Annotated[float, Meta(ge=-180, le=180)]
-    alt: int
-    tz: int
-    dst: str
-    tzone: str | None
+    alt: Integer
+    tz: SmallInt
+    dst: Label
+    tzone: Label | None
     producer: ProducerId
 
     def key(self) -> str:
@@ -151,13 +176,13 @@ class PlaneEvent(Event, frozen=True, gc=False):
 
     tailnum: TailNum
     year: Year | None
-    type: str
-    manufacturer: str
-    model: str
-    engines: int
-    seats: int
-    speed: int | None
-    engine: str
+    type: Label
+    manufacturer: Name
+    model: Name
+    engines: SmallInt
+    seats: SmallInt
+    speed: SmallInt | None
+    engine: Label
     producer: ProducerId
 
     def key(self) -> str:
@@ -167,7 +192,6 @@ class PlaneEvent(Event, frozen=True, gc=False):
 EVENT_TYPES: Final[Mapping[str, type[Event]]] = {
     t.topic: t for t in (FlightEvent, WeatherEvent, AirlineEvent, AirportEvent, PlaneEvent)
 }
-REFERENCE_TOPICS: Final = ("airlines", "airports", "planes")
 
 
 def event_type(topic: str) -> type[Event]:

@@ -1,5 +1,8 @@
 """Landing zone: one Parquet file per (topic, partition, consumer batch), named by offsets.
 
+The only code that writes or reads landed files: the consumers land batches here, the
+transform lists and reads what the group has committed.
+
 Layout: ``<landing_dir>/<topic>/partition=<p>/<first:012d>-<last:012d>.parquet`` where
 ``first..last`` is the offset range the batch covered (rows that went to the DLQ leave gaps).
 
@@ -17,27 +20,31 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from operator import attrgetter
 from pathlib import Path
 from typing import Final
 
+import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from flightpipe.events import Event, field_kinds
+from flightpipe.contract.events import Event, field_kinds
 from flightpipe.ingest.topics import committed_offsets, end_offsets, full_name
 from flightpipe.settings import Settings
 
 __all__ = [
     "META_COLUMNS",
     "LandedFile",
+    "by_partition",
     "committed_offsets",
+    "discover",
     "end_offsets",
     "landing_schema",
     "list_landed_files",
+    "read_columns",
     "read_landed",
 ]
 
@@ -51,14 +58,18 @@ _ARROW: Final[dict[type, pa.DataType]] = {
 }
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, order=True)
 class LandedFile:
-    path: Path
+    """One landed file; ``rel`` (its path relative to the landing folder) is its identity."""
+
     topic: str
     partition: int
     first_offset: int
     last_offset: int
+    path: Path
     rows: int
+    bytes: int
+    rel: str
 
 
 def landing_schema(tp: type[Event]) -> pa.Schema:
@@ -210,9 +221,56 @@ def list_landed_files(
             first, last = int(match.group(1)), int(match.group(2))
             if only_committed and last >= committed.get(partition, -1):
                 continue
-            rows = pq.read_metadata(entry).num_rows
-            files.append(LandedFile(entry, root.name, partition, first, last, rows))
-    return sorted(files, key=lambda f: (f.partition, f.first_offset))
+            try:
+                rows = pq.read_metadata(entry).num_rows
+                size = entry.stat().st_size
+            except FileNotFoundError:
+                continue  # replaced by its partition's new owner while we listed
+            rel = entry.relative_to(settings.landing_dir).as_posix()
+            files.append(LandedFile(root.name, partition, first, last, entry, rows, size, rel))
+    return sorted(files)
+
+
+def discover(
+    settings: Settings, topics: Iterable[str], *, only_committed: bool = True
+) -> dict[str, list[LandedFile]]:
+    """Landed files per logical topic name, by partition and offset.
+
+    By default only files the consumer group has committed: those are final, while a file
+    past the committed offset may still be replaced by a redelivery.
+    """
+    return {t: list_landed_files(settings, t, only_committed=only_committed) for t in topics}
+
+
+def by_partition(files: Iterable[LandedFile]) -> list[list[LandedFile]]:
+    """Files grouped per Kafka partition: all deliveries of a key sit in one partition."""
+    groups: dict[int, list[LandedFile]] = {}
+    for f in sorted(files):
+        groups.setdefault(f.partition, []).append(f)
+    return [groups[p] for p in sorted(groups)]
+
+
+def read_columns(paths: Sequence[str | Path], columns: Sequence[str]) -> pd.DataFrame:
+    """Landed files as one frame with exactly ``columns``; a column a file lacks (an older
+    event version) is NA."""
+    tables = []
+    for path in paths:
+        present = [c for c in columns if c in pq.read_schema(path).names]
+        tables.append(pq.read_table(path, columns=present))
+    frame = (
+        pa.concat_tables(tables, promote_options="permissive").to_pandas()
+        if tables
+        else pd.DataFrame()
+    )
+    for col in columns:
+        if col not in frame.columns:
+            frame[col] = pd.Series(pd.NA, index=frame.index, dtype="object")
+    return frame[list(columns)].reset_index(drop=True)
+
+
+def file_rows(files: Iterable[LandedFile]) -> Mapping[str, int]:
+    """Rows per file (by ``rel``), as listed."""
+    return {f.rel: f.rows for f in files}
 
 
 def read_landed(paths: Iterable[Path | str | LandedFile]) -> pa.Table:
