@@ -38,7 +38,7 @@ def yoyo_url(dsn: str) -> str:
 def pending(settings: Settings | None = None) -> list[str]:
     """Ids of the migrations not applied yet."""
     settings = settings or get_settings()
-    backend = get_backend(yoyo_url(settings.warehouse_dsn))
+    backend = get_backend(yoyo_url(settings.dsn("migrator")))
     try:
         return [m.id for m in backend.to_apply(read_migrations(str(migrations_dir())))]
     finally:
@@ -48,7 +48,7 @@ def pending(settings: Settings | None = None) -> list[str]:
 def migrate(settings: Settings | None = None) -> list[str]:
     """Apply every pending migration; return the ids applied (empty when up to date)."""
     settings = settings or get_settings()
-    backend = get_backend(yoyo_url(settings.warehouse_dsn))
+    backend = get_backend(yoyo_url(settings.dsn("migrator")))
     try:
         migrations = read_migrations(str(migrations_dir()))
         with backend.lock():
