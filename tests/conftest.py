@@ -54,12 +54,12 @@ def isolated(stack: Settings, tmp_path_factory: pytest.TempPathFactory) -> Itera
     topics, consumer group and data folder. Also exported as FLIGHTPIPE_* variables, so code
     that builds its own Settings (Airflow tasks run by ``dag.test()``) uses them too."""
     from flightpipe.settings import get_settings
-    from flightpipe.warehouse.db import scratch_database
+    from flightpipe.warehouse.db import database_environment, scratch_database
 
     token = uuid.uuid4().hex[:8]
     with scratch_database(stack, "flightpipe_test") as scratch:
         overrides = {
-            "FLIGHTPIPE_DATABASE_URL": scratch.warehouse_dsn,
+            **database_environment(scratch),  # every role, each with its own credentials
             "FLIGHTPIPE_TOPIC_PREFIX": f"t{token}-",
             "FLIGHTPIPE_CONSUMER_GROUP": f"flightpipe-test-{token}",
             "FLIGHTPIPE_DATA_DIR": str(tmp_path_factory.mktemp(f"data-{token}")),

@@ -102,14 +102,17 @@ def status() -> None:
 
 @app.command()
 def psql() -> None:
-    """Open a psql shell on the warehouse."""
+    """Open a read-only psql shell on the warehouse (role flightpipe_reader)."""
     settings = get_settings()
     exe = shutil.which("psql")
     if not exe:
         _fail("psql was not found; install postgresql-client.")
         return
+    from flightpipe.warehouse.db import psql_environment
+
     sys.stdout.flush()
-    os.execv(exe, [exe, settings.warehouse_dsn])
+    # As the read-only role; the password goes through the environment, never argv.
+    os.execve(exe, [exe], {**os.environ, **psql_environment(settings, "reader")})
 
 
 @app.command()
@@ -138,7 +141,8 @@ def config(
     for row in settings_rows():
         name = row[0]
         value = getattr(current, Settings.field_for_env(name))
-        shown = "********" if "password" in name.lower() and value else str(value)
+        secret = "password" in name.lower() or name.startswith("FLIGHTPIPE_DATABASE_URL")
+        shown = "********" if secret and value else str(value)
         table.add_row(name, shown, row[2])
     console.print(table)
 

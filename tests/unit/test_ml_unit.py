@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import pickle
 from datetime import date, timedelta
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+import skops.io as sio
 
 from flightpipe.ml.features import CATEGORICAL, FEATURES, LABEL, NUMERIC, feature_matrix
 from flightpipe.ml.train import (
@@ -18,6 +22,7 @@ from flightpipe.ml.train import (
     boosting_pipeline,
     cap_rows,
     evaluate,
+    load_artifact,
     logistic_pipeline,
     save_artifact,
     sha256_of,
@@ -106,9 +111,38 @@ def test_pipelines_learn_and_survive_unknown_categories(make, tmp_path) -> None:
     unseen["dest"] = "ZZZ"
     unseen["carrier"] = None
     assert model.predict_proba(unseen).shape == (5, 2)
-    path = tmp_path / "m.joblib"
+    path = tmp_path / "m.skops"
     digest = save_artifact(model, path)
     assert digest == sha256_of(path) and len(digest) == 64
+    assert np.allclose(load_artifact(path).predict_proba(x_test)[:, 1], proba)
+
+
+class _RunsOnLoad:
+    """Unpickling this writes a file: what a hostile model artifact could do."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[object, tuple[str, str]]:
+        return (Path.write_text, (str(self.marker), "code ran"))  # type: ignore[return-value]
+
+
+def test_a_pickle_artifact_is_refused_without_running_it(tmp_path: Path) -> None:
+    marker = tmp_path / "ran"
+    artifact = tmp_path / "model.skops"
+    artifact.write_bytes(pickle.dumps(_RunsOnLoad(marker)))
+    with pytest.raises(ValueError, match="not a trusted skops model"):
+        load_artifact(artifact)
+    assert not marker.exists()
+
+
+def test_a_skops_artifact_with_an_untrusted_type_is_refused(tmp_path: Path) -> None:
+    # A skops file is a zip of a schema; one naming a type outside the trusted list (here a
+    # function able to run commands) must not load.
+    artifact = tmp_path / "model.skops"
+    sio.dump({"f": os.system}, artifact)
+    with pytest.raises(ValueError, match="not a trusted skops model"):
+        load_artifact(artifact)
 
 
 def test_feature_matrix_order() -> None:

@@ -29,6 +29,7 @@ from matplotlib.lines import Line2D
 
 from flightpipe.analytics import queries as q
 from flightpipe.settings import Settings
+from flightpipe.warehouse.db import connect
 
 DPI: Final = 100
 WIDTH_IN: Final = 12.0
@@ -459,7 +460,7 @@ def build_charts(settings: Settings, out_dir: Path) -> list[Chart]:
     """Draw every chart of :data:`CHARTS` from the warehouse into ``out_dir``."""
     out_dir.mkdir(parents=True, exist_ok=True)
     charts: list[Chart] = []
-    with psycopg.connect(settings.warehouse_dsn) as conn, chart_style():
+    with connect(settings, "reader") as conn, chart_style():
         conn.read_only = True
         for spec in CHARTS:
             fig = new_figure(spec.height_in)

@@ -31,6 +31,7 @@ import psycopg
 from flightpipe.analytics import queries as q
 from flightpipe.analytics.charts import CHARTS, Chart, build_charts, chart_for
 from flightpipe.settings import Settings
+from flightpipe.warehouse.db import connect
 
 log = logging.getLogger(__name__)
 
@@ -197,7 +198,7 @@ def build_report(
     staging = reports_dir / f".{run}.tmp-{uuid.uuid4().hex[:8]}"
     try:
         charts = _reuse_or_draw(settings, final, staging, reuse_charts)
-        with psycopg.connect(settings.warehouse_dsn) as conn:
+        with connect(settings, "reader") as conn:
             conn.read_only = True
             context = collect(conn)
         previous = [

@@ -34,6 +34,7 @@ from PIL import Image
 from flightpipe.demo import frames
 from flightpipe.orchestration.airflow_api import AirflowApi, AirflowApiError
 from flightpipe.settings import Settings
+from flightpipe.warehouse.db import psql_environment
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, BrowserContext, Page
@@ -148,9 +149,9 @@ def check_services(settings: Settings, timeout: float = 8.0) -> None:
     except httpx.HTTPError as exc:
         problems.append(f"the Dask dashboard at {dask_url} does not answer ({exc})")
     try:
-        import psycopg
+        from flightpipe.warehouse.db import connect
 
-        with psycopg.connect(settings.warehouse_dsn, connect_timeout=int(timeout)) as conn:
+        with connect(settings, "reader", connect_timeout=int(timeout)) as conn:
             conn.execute("SELECT 1")
     except Exception as exc:
         problems.append(f"the PostgreSQL warehouse does not answer ({type(exc).__name__})")
@@ -668,10 +669,15 @@ class Recorder:
             (CARRIER_SQL, [], "Puntualidad por aerolínea y mes (mart.on_time_by_carrier_month)."),
         ]
         for number, (sql, flags, caption) in enumerate(shown):
-            env = {**os.environ, "PGCONNECT_TIMEOUT": "10", "PAGER": ""}
+            env = {
+                **os.environ,
+                **psql_environment(self.settings),
+                "PGCONNECT_TIMEOUT": "10",
+                "PAGER": "",
+            }
             try:
                 result = subprocess.run(
-                    [exe, "-X", "-P", "pager=off", *flags, self.settings.warehouse_dsn, "-c", sql],
+                    [exe, "-X", "-P", "pager=off", *flags, "-c", sql],
                     capture_output=True,
                     text=True,
                     timeout=60,

@@ -15,14 +15,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-import joblib
 import numpy as np
 import psycopg
 from sklearn.pipeline import Pipeline
 
 from flightpipe.ml.features import feature_matrix, scoring_frame
-from flightpipe.ml.train import sha256_of
+from flightpipe.ml.train import load_artifact, sha256_of
 from flightpipe.settings import Settings
+from flightpipe.warehouse.db import connect
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +87,8 @@ def serving_model(conn: psycopg.Connection) -> ServingModel | None:
 
 
 def load_model(model: ServingModel) -> Pipeline:
-    """Load the artifact after checking it is the very file that was registered."""
+    """Load the artifact after checking it is the very file that was registered, as skops
+    with only trusted types: a row in ``ml.model_runs`` names a file, never code to run."""
     if not model.artifact_path.is_file():
         raise NoModelError(f"model artifact {model.artifact_path} is missing")
     digest = sha256_of(model.artifact_path)
@@ -96,7 +97,10 @@ def load_model(model: ServingModel) -> Pipeline:
             f"model artifact {model.artifact_path} has SHA-256 {digest}, "
             f"registered {model.artifact_sha256}"
         )
-    pipeline: Pipeline = joblib.load(model.artifact_path)
+    try:
+        pipeline: Pipeline = load_artifact(model.artifact_path)
+    except ValueError as exc:
+        raise NoModelError(str(exc)) from exc
     return pipeline
 
 
@@ -108,7 +112,7 @@ def predict(settings: Settings) -> int:
     when no usable model is registered.
     """
     started = time.perf_counter()
-    with psycopg.connect(settings.warehouse_dsn) as conn:
+    with connect(settings, "ml") as conn:
         model = serving_model(conn)
         if model is None:
             raise NoModelError("no model registered in ml.model_runs: run `flightpipe train`")

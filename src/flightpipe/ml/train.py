@@ -2,10 +2,11 @@
 
 One call of :func:`train` is one *training*: the labelled flights are split in time (earlier
 data trains, later data tests), a linear baseline and a gradient-boosted model are fitted and
-compared with a trivial prior, each model is saved with joblib under ``settings.models_dir``
-and registered as a row of ``ml.model_runs``. The rows of one training share a
-``training_id`` in their params; prediction uses the best of the newest training by held-out
-ROC AUC (see :mod:`flightpipe.ml.predict`).
+compared with a trivial prior, each model is saved in the skops format (which loads without
+running code; see :data:`TRUSTED_TYPES`) under ``settings.models_dir`` and registered as a
+row of ``ml.model_runs``. The rows of one training share a ``training_id`` in their params;
+prediction uses the best of the newest training by held-out ROC AUC (see
+:mod:`flightpipe.ml.predict`).
 """
 
 from __future__ import annotations
@@ -16,15 +17,15 @@ import math
 import os
 import time
 import uuid
+import zipfile
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import Any, Final
 
-import joblib
 import numpy as np
 import pandas as pd
-import psycopg
+import skops.io as sio
 from psycopg.types.json import Jsonb
 from sklearn.compose import ColumnTransformer
 from sklearn.dummy import DummyClassifier
@@ -40,6 +41,7 @@ from sklearn.metrics import (
 )
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
+from skops.io.exceptions import UntrustedTypesFoundException
 
 from flightpipe.ml.features import (
     CATEGORICAL,
@@ -51,6 +53,7 @@ from flightpipe.ml.features import (
     training_frame,
 )
 from flightpipe.settings import Settings
+from flightpipe.warehouse.db import connect
 
 log = logging.getLogger(__name__)
 
@@ -257,13 +260,34 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
+# Types a model artifact may hold beyond those skops trusts by default (numpy, scikit-learn
+# estimators): exactly what the two pipelines of this module contain. Loading refuses any
+# other type, so an artifact cannot smuggle in code the way a pickle can.
+TRUSTED_TYPES: Final = (
+    "functools.partial",
+    "numpy.dtype",
+    "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+    "sklearn.utils.validation.check_array",
+)
+ARTIFACT_SUFFIX: Final = ".skops"
+
+
 def save_artifact(model: Any, path: Path) -> str:
     """Write atomically, so a reader never loads a half-written model; return its SHA-256."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    joblib.dump(model, tmp, compress=3)
+    sio.dump(model, tmp, compression=zipfile.ZIP_DEFLATED)
     tmp.replace(path)
     return sha256_of(path)
+
+
+def load_artifact(path: Path) -> Any:
+    """The model in ``path``; raises ``ValueError`` for anything but a skops file holding
+    only trusted types (a pickle, a tampered or foreign file)."""
+    try:
+        return sio.load(path, trusted=list(TRUSTED_TYPES))
+    except (zipfile.BadZipFile, UntrustedTypesFoundException, KeyError) as exc:
+        raise ValueError(f"{path} is not a trusted skops model: {exc}") from exc
 
 
 def _algorithm(pipeline: Pipeline) -> str:
@@ -298,7 +322,7 @@ def train(
     into two sets with both classes.
     """
     started = time.perf_counter()
-    with psycopg.connect(settings.warehouse_dsn) as conn:
+    with connect(settings, "ml") as conn:
         frame = training_frame(conn)
     if frame.empty:
         raise NotEnoughDataError("the warehouse holds no flight with an arrival delay")
@@ -347,7 +371,7 @@ def train(
             "feature_importance": feature_importance(pipeline, x_test, y_test, seed),
             "importance_method": "permutation, mean ROC AUC drop",
         }
-        artifact = settings.models_dir / f"{training_id}-{short}.joblib"
+        artifact = settings.models_dir / f"{training_id}-{short}{ARTIFACT_SUFFIX}"
         digest = save_artifact(pipeline, artifact)
         fitted.append((short, pipeline, metrics, artifact, digest))
         log.info(
@@ -360,7 +384,7 @@ def train(
 
     # One transaction: a concurrent predict never sees half of a training registered.
     runs: list[ModelRun] = []
-    with psycopg.connect(settings.warehouse_dsn) as conn, conn.transaction():
+    with connect(settings, "ml") as conn, conn.transaction():
         for _short, pipeline, metrics, artifact, digest in fitted:
             algorithm = _algorithm(pipeline)
             params = {**common_params, "model": _model_params(pipeline)}

@@ -9,10 +9,9 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-import psycopg
-
 from flightpipe.settings import Settings
 from flightpipe.source import ReplaySlice
+from flightpipe.warehouse.db import connect
 
 FIRST_DAY = date(2013, 1, 1)
 LAST_DAY = date(2013, 12, 31)
@@ -27,7 +26,7 @@ def from_dict(data: dict[str, Any]) -> ReplaySlice:
 
 
 def current(settings: Settings) -> date:
-    with psycopg.connect(settings.warehouse_dsn) as conn:
+    with connect(settings, "loader") as conn:
         row = conn.execute("SELECT next_day FROM meta.replay_cursor").fetchone()
     return row[0] if row else FIRST_DAY
 
@@ -52,7 +51,7 @@ def plan(
 def advance(settings: Settings, replayed: ReplaySlice) -> date:
     """Move the cursor past ``replayed`` if it still points at its start; wrap after 2013."""
     following = replayed.end if replayed.end <= LAST_DAY else FIRST_DAY
-    with psycopg.connect(settings.warehouse_dsn) as conn:
+    with connect(settings, "loader") as conn:
         conn.execute(
             "UPDATE meta.replay_cursor SET next_day = %s, updated_at = now() WHERE next_day = %s",
             (following, replayed.start),

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import psycopg
-
 from flightpipe.orchestration.airflow_api import AirflowApi
 from flightpipe.settings import Settings
+from flightpipe.warehouse.db import connect
 
 UPSERT = """
 INSERT INTO meta.task_runs
@@ -43,6 +42,6 @@ def record_task_runs(settings: Settings, dag_id: str, run_id: str) -> int:
     """Store the finished task instances of one run; safe to call again (upsert)."""
     rows = finished_rows(AirflowApi(settings).task_instances(dag_id, run_id))
     if rows:
-        with psycopg.connect(settings.warehouse_dsn) as conn, conn.cursor() as cur:
+        with connect(settings, "loader") as conn, conn.cursor() as cur:
             cur.executemany(UPSERT, rows)
     return len(rows)

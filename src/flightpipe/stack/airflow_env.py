@@ -13,6 +13,7 @@ from pathlib import Path
 
 from flightpipe.settings import Settings
 from flightpipe.stack.errors import StackError
+from flightpipe.stack.secrets import write_private
 
 
 def airflow_home(settings: Settings) -> Path:
@@ -51,6 +52,8 @@ def environment(settings: Settings, secrets: dict[str, str]) -> dict[str, str]:
         "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "10",
         "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "2",
         "AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT": "300",
+        # Off by default; should it be switched on, it must not listen beyond loopback.
+        "AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_HOST": "127.0.0.1",
         "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
         "AIRFLOW__METRICS__STATSD_ON": "False",
         "FLIGHTPIPE_HOME": str(settings.home),
@@ -62,18 +65,14 @@ def environment(settings: Settings, secrets: dict[str, str]) -> dict[str, str]:
 def write_passwords_file(settings: Settings) -> None:
     home = airflow_home(settings)
     home.mkdir(parents=True, exist_ok=True)
-    path = home / "passwords.json"
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        json.dump({settings.airflow_admin_user: settings.airflow_admin_password}, fh)
+    passwords = {settings.airflow_admin_user: settings.airflow_admin_password}
+    write_private(home / "passwords.json", json.dumps(passwords))
 
 
 def write_env_file(settings: Settings, env: dict[str, str]) -> Path:
     """A sourceable file, so `airflow ...` commands can be run by hand against this stack."""
     path = settings.run_dir / "airflow.env"
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.writelines(f"export {k}='{v}'\n" for k, v in sorted(env.items()))
+    write_private(path, "".join(f"export {k}='{v}'\n" for k, v in sorted(env.items())))
     return path
 
 

@@ -42,7 +42,7 @@ def probe_airflow(base_url: str) -> str:
 
 def checks(settings: Settings) -> dict[str, Callable[[], str]]:
     return {
-        "postgres": lambda: postgres.probe(settings.warehouse_dsn),
+        "postgres": lambda: postgres.probe(settings.dsn("reader")),
         "kafka": lambda: kafka.probe(settings.kafka_bootstrap),
         "dask": lambda: probe_dask(
             settings.dask_address,

@@ -8,12 +8,14 @@ import pwd
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import psycopg
 from psycopg import sql
 
-from flightpipe.settings import Settings
+from flightpipe.settings import DUTY_ROLE_USERS, Settings
 from flightpipe.stack.errors import StackError
+from flightpipe.stack.secrets import write_private
 
 PG_VERSION = "15"
 PG_BIN = Path(f"/usr/lib/postgresql/{PG_VERSION}/bin")
@@ -105,10 +107,7 @@ def init_cluster(settings: Settings, superuser_password: str) -> bool:
         shutil.chown(root, user, user)
         shutil.chown(sock, user, user)
     pwfile = root / ".pwfile"
-    pwfile.write_text(superuser_password + "\n")
-    os.chmod(pwfile, 0o600)
-    if user:
-        shutil.chown(pwfile, user, user)
+    write_private(pwfile, superuser_password + "\n", owner=user)
     try:
         result = subprocess.run(
             _as_server_user(
@@ -157,33 +156,66 @@ def superuser_dsn(settings: Settings, password: str, dbname: str = "postgres") -
     return f"postgresql://postgres:{password}@{settings.pg_host}:{settings.pg_port}/{dbname}"
 
 
-def bootstrap(settings: Settings, superuser_password: str) -> None:
-    """Create (or re-sync the passwords of) the warehouse and Airflow roles and databases."""
-    wanted = [
-        (settings.warehouse_user, settings.warehouse_password, settings.warehouse_db, True),
-        (settings.airflow_db_user, settings.airflow_db_password, settings.airflow_db, False),
-    ]
-    with psycopg.connect(superuser_dsn(settings, superuser_password), autocommit=True) as conn:
-        for role, password, database, createdb in wanted:
-            exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone()
-            verb = sql.SQL("ALTER") if exists else sql.SQL("CREATE")
-            conn.execute(
-                sql.SQL("{} ROLE {} LOGIN {} PASSWORD {}").format(
-                    verb,
-                    sql.Identifier(role),
-                    sql.SQL("CREATEDB") if createdb else sql.SQL("NOCREATEDB"),
-                    sql.Literal(password),
-                )
+def _ensure_role(
+    conn: psycopg.Connection[Any], role: str, password: str, createdb: bool = False
+) -> None:
+    """Create the login role, or re-sync its password; never a superuser, never CREATEROLE."""
+    exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone()
+    conn.execute(
+        sql.SQL("{} ROLE {} LOGIN NOSUPERUSER NOCREATEROLE {} PASSWORD {}").format(
+            sql.SQL("ALTER") if exists else sql.SQL("CREATE"),
+            sql.Identifier(role),
+            sql.SQL("CREATEDB") if createdb else sql.SQL("NOCREATEDB"),
+            sql.Literal(password),
+        )
+    )
+
+
+def _ensure_database(conn: psycopg.Connection[Any], database: str, owner: str) -> None:
+    has_db = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (database,)).fetchone()
+    if not has_db:
+        conn.execute(
+            sql.SQL("CREATE DATABASE {} OWNER {}").format(
+                sql.Identifier(database), sql.Identifier(owner)
             )
-            has_db = conn.execute(
-                "SELECT 1 FROM pg_database WHERE datname = %s", (database,)
-            ).fetchone()
-            if not has_db:
-                conn.execute(
-                    sql.SQL("CREATE DATABASE {} OWNER {}").format(
-                        sql.Identifier(database), sql.Identifier(role)
-                    )
-                )
+        )
+    # Only the owner and the roles granted CONNECT may open a session in it (the warehouse's
+    # migration 0021 does the same for scratch databases and adds TEMPORARY by duty).
+    conn.execute(
+        sql.SQL("REVOKE CONNECT, TEMPORARY ON DATABASE {} FROM PUBLIC").format(
+            sql.Identifier(database)
+        )
+    )
+
+
+def bootstrap(settings: Settings, superuser_password: str) -> None:
+    """Create (or re-sync the passwords of) the roles by duty and the two databases.
+
+    The migrator (``warehouse_user``) owns the warehouse and may create scratch databases
+    for tests; the loader, ML and reader roles get CONNECT here and their table privileges
+    from the grant migrations. The Airflow role owns its own database and nothing else.
+    """
+    with psycopg.connect(superuser_dsn(settings, superuser_password), autocommit=True) as conn:
+        _ensure_role(conn, settings.warehouse_user, settings.warehouse_password, createdb=True)
+        for duty, role in DUTY_ROLE_USERS.items():
+            _ensure_role(conn, role, settings.role_password(duty))
+        _ensure_role(conn, settings.airflow_db_user, settings.airflow_db_password)
+        _ensure_database(conn, settings.warehouse_db, settings.warehouse_user)
+        _ensure_database(conn, settings.airflow_db, settings.airflow_db_user)
+        duty_roles = sql.SQL(", ").join(sql.Identifier(r) for r in DUTY_ROLE_USERS.values())
+        conn.execute(
+            sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(
+                sql.Identifier(settings.warehouse_db), duty_roles
+            )
+        )
+        # The owner already holds every privilege of these roles; membership lets it close
+        # their sessions when it drops a scratch database.
+        conn.execute(
+            sql.SQL("GRANT {} TO {}").format(duty_roles, sql.Identifier(settings.warehouse_user))
+        )
+    dsn = superuser_dsn(settings, superuser_password, settings.airflow_db)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("REVOKE CREATE ON SCHEMA public FROM PUBLIC")
 
 
 def probe(dsn: str) -> str:

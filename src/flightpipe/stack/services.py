@@ -8,6 +8,10 @@ from flightpipe.stack.airflow_env import venv_bin
 from flightpipe.stack.supervisor import Program
 
 AIRFLOW_COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
+# Airflow's log server binds every interface (its host is not configurable). With the
+# LocalExecutor the api-server reads task and trigger logs from the local log folder, so
+# the log servers are not started at all.
+AIRFLOW_FLAGS = {"scheduler": ["--skip-serve-logs"], "triggerer": ["--skip-serve-logs"]}
 
 
 def needs_local_postgres(settings: Settings) -> bool:
@@ -61,6 +65,9 @@ def programs(settings: Settings, airflow_env: dict[str, str]) -> list[Program]:
                         f"worker-{i}",
                         "--host",
                         "127.0.0.1",
+                        # Each worker's own dashboard would bind every interface otherwise.
+                        "--dashboard-address",
+                        "127.0.0.1:0",
                         "--nthreads",
                         str(settings.dask_threads),
                         "--memory-limit",
@@ -76,7 +83,7 @@ def programs(settings: Settings, airflow_env: dict[str, str]) -> list[Program]:
             progs.append(
                 Program(
                     f"airflow-{component}",
-                    [str(venv_bin() / "airflow"), component],
+                    [str(venv_bin() / "airflow"), component, *AIRFLOW_FLAGS.get(component, [])],
                     env=airflow_env,
                     directory=settings.home,
                 )

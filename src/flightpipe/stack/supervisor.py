@@ -12,6 +12,7 @@ from typing import Any
 from flightpipe.settings import Settings
 from flightpipe.stack.airflow_env import venv_bin
 from flightpipe.stack.errors import StackError
+from flightpipe.stack.secrets import write_private
 
 
 @dataclass(frozen=True)
@@ -126,8 +127,7 @@ def start_daemon(settings: Settings, programs: list[Program]) -> None:
     new = render(settings, programs)
     changed = not conf.exists() or conf.read_text() != new
     if changed:
-        conf.write_text(new)
-        conf.chmod(0o600)
+        write_private(conf, new)  # holds the services' environment: database passwords, keys
     if is_running(settings):
         if changed:
             ctl(settings, "reread")

@@ -7,11 +7,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from flightpipe.settings import SECRETS_FILE, Settings
+from flightpipe.settings import SECRETS_FILE, SETUP_SECRETS_FILE, Settings
 from flightpipe.stack import airflow_env, health, kafka, postgres, services, supervisor
 from flightpipe.stack.errors import StackError
 from flightpipe.stack.ports import require_free
-from flightpipe.stack.secrets import ensure_secrets
+from flightpipe.stack.secrets import SUPERUSER_KEY, ensure_secrets, ensure_setup_secrets
 
 Log = Callable[[str], None]
 
@@ -56,10 +56,12 @@ def up(log: Log = print) -> UpResult:
     settings, secrets = _load_settings()
     settings.run_dir.mkdir(parents=True, exist_ok=True)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    # Only these setup steps see the superuser's password; it is never part of Settings.
+    superuser_password = ensure_setup_secrets(SECRETS_FILE, SETUP_SECRETS_FILE)[SUPERUSER_KEY]
 
     if services.needs_local_postgres(settings):
         postgres.install_if_missing()
-        if postgres.init_cluster(settings, settings.pg_superuser_password):
+        if postgres.init_cluster(settings, superuser_password):
             log(f"Created a PostgreSQL cluster in {postgres.data_dir(settings)}")
     if settings.local_kafka:
         kafka.require_java()
@@ -77,15 +79,13 @@ def up(log: Log = print) -> UpResult:
         supervisor.start(settings, "postgres")
         result = health.wait_healthy(
             "postgres",
-            lambda: postgres.probe(
-                postgres.superuser_dsn(settings, settings.pg_superuser_password)
-            ),
+            lambda: postgres.probe(postgres.superuser_dsn(settings, superuser_password)),
             TIMEOUTS["postgres"],
         )
         if not result.ok:
             log_tail = supervisor.tail_log(settings, "postgres")
             raise StackError(f"PostgreSQL did not start: {result.detail}\n{log_tail}")
-        postgres.bootstrap(settings, settings.pg_superuser_password)
+        postgres.bootstrap(settings, superuser_password)
     others = [n for n in names if n.startswith(("kafka", "dask"))]
     if others:
         supervisor.start(settings, *others)

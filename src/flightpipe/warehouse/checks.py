@@ -214,7 +214,7 @@ def check_warehouse(
     transaction; this is the on-demand (CLI, DAG) check of the committed state.
     """
     settings = settings or get_settings()
-    with connect(settings) as conn:
+    with connect(settings, "loader") as conn:
         results = run_checks(conn, batch_id, reconcile=False)
         if record:
             record_checks(conn, results, batch_id)

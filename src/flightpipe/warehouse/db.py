@@ -14,7 +14,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 from psycopg import sql
 
-from flightpipe.settings import Settings
+from flightpipe.settings import DUTY_ROLE_USERS, Role, Settings
 
 SQL_PACKAGE = "flightpipe.warehouse"
 # Any constant works; it only has to be the same for every loader of this warehouse.
@@ -23,10 +23,29 @@ LOAD_LOCK_ID = 0x666C6967  # "flig"
 COPY_CHUNK = 1 << 20
 
 
-def connect(settings: Settings, *, autocommit: bool = False) -> psycopg.Connection[Any]:
+def connect(
+    settings: Settings, role: Role, *, autocommit: bool = False, **kwargs: Any
+) -> psycopg.Connection[Any]:
+    """The one way into the warehouse: a connection as ``role``, the smallest role a duty
+    needs (loader: staging, dw and meta writes; ml: reads dw, writes ml; reader: SELECT for
+    reports and shells; migrator: migrations and scratch databases only)."""
     return psycopg.connect(
-        settings.warehouse_dsn, autocommit=autocommit, application_name="flightpipe"
+        settings.dsn(role), autocommit=autocommit, application_name=f"flightpipe-{role}", **kwargs
     )
+
+
+def psql_environment(settings: Settings, role: Role = "reader") -> dict[str, str]:
+    """libpq variables that point psql at the warehouse as ``role``: the password travels in
+    the environment (private to the process), never on a command line (world-readable)."""
+    parts = psycopg.conninfo.conninfo_to_dict(settings.dsn(role))
+    names = {
+        "host": "PGHOST",
+        "port": "PGPORT",
+        "user": "PGUSER",
+        "password": "PGPASSWORD",
+        "dbname": "PGDATABASE",
+    }
+    return {env: str(parts[key]) for key, env in names.items() if parts.get(key)}
 
 
 def sql_file(name: str) -> str:
@@ -132,6 +151,24 @@ def with_database(dsn: str, dbname: str) -> str:
     return f"postgresql://{auth}{host}:{port}/{quote(dbname, safe='')}"
 
 
+def on_database(settings: Settings, name: str) -> Settings:
+    """``settings`` with every role pointed at database ``name`` on the same server, each
+    with its own credentials (so the grant migrations are exercised there too)."""
+    update: dict[str, str] = {"database_url": with_database(settings.dsn("migrator"), name)}
+    for role in DUTY_ROLE_USERS:
+        update[f"database_url_{role}"] = with_database(settings.dsn(role), name)
+    return settings.model_copy(update=update)
+
+
+def database_environment(settings: Settings) -> dict[str, str]:
+    """The FLIGHTPIPE_DATABASE_URL* variables of ``settings``' warehouse, for processes that
+    build their own Settings (tests export a scratch database this way)."""
+    env = {"FLIGHTPIPE_DATABASE_URL": settings.dsn("migrator")}
+    for role in DUTY_ROLE_USERS:
+        env[f"FLIGHTPIPE_DATABASE_URL_{role.upper()}"] = settings.dsn(role)
+    return env
+
+
 @contextmanager
 def scratch_database(
     settings: Settings, prefix: str = "flightpipe_scratch", *, migrated: bool = True
@@ -143,12 +180,10 @@ def scratch_database(
 
     name = f"{prefix}_{secrets.token_hex(5)}"
     ident = sql.Identifier(name)
-    with psycopg.connect(settings.warehouse_dsn, autocommit=True) as admin:
+    with connect(settings, "migrator", autocommit=True) as admin:
         admin.execute(sql.SQL("CREATE DATABASE {}").format(ident))
     try:
-        scratch = settings.model_copy(
-            update={"database_url": with_database(settings.warehouse_dsn, name)}
-        )
+        scratch = on_database(settings, name)
         if migrated:
             migrate(scratch)
         yield scratch
@@ -159,17 +194,18 @@ def scratch_database(
 def drop_database(settings: Settings, name: str) -> None:
     """Drop ``name``, closing connections left open to it.
 
-    FORCE terminates our own sessions, but PostgreSQL 15 refuses it while an autovacuum
+    FORCE terminates our own sessions and those of the duty roles (the migrator is a member
+    of each, see ``stack.postgres.bootstrap``), but PostgreSQL 15 refuses it while an autovacuum
     worker (no role) is in the database; a plain DROP makes autovacuum yield and waits for it.
     """
     ident = sql.Identifier(name)
-    with psycopg.connect(settings.warehouse_dsn, autocommit=True) as admin:
+    with connect(settings, "migrator", autocommit=True) as admin:
         try:
             admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(ident))
         except psycopg.errors.InsufficientPrivilege:
             admin.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                "WHERE datname = %s AND usename = current_user AND pid <> pg_backend_pid()",
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s"
+                " AND pg_has_role(current_user, usename, 'USAGE') AND pid <> pg_backend_pid()",
                 (name,),
             )
             admin.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(ident))

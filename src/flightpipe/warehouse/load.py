@@ -168,27 +168,18 @@ def _bulk_tables(cur: psycopg.Cursor[Any]) -> list[str]:
     return tables
 
 
-def _drop_fk_and_indexes(cur: psycopg.Cursor[Any], table: str) -> list[str]:
+def _drop_fk_and_indexes(cur: psycopg.Cursor[Any], table: str) -> None:
     """Drop the table's foreign keys, unique constraints (not the primary key, which
-    ml.predictions references) and plain indexes; return the DDL to re-create them. Re-adding
-    a unique constraint checks the natural key over the whole table in one index build."""
-    cur.execute(
-        """
-        SELECT format('ALTER TABLE %%s ADD CONSTRAINT %%I %%s', conrelid::regclass, conname,
-                      pg_get_constraintdef(oid)),
-               format('ALTER TABLE %%s DROP CONSTRAINT %%I', conrelid::regclass, conname)
-        FROM pg_constraint WHERE conrelid = %s::regclass AND contype IN ('f', 'u')
-        UNION ALL
-        SELECT pg_get_indexdef(i.indexrelid), format('DROP INDEX %%s', i.indexrelid::regclass)
-        FROM pg_index AS i
-        WHERE i.indrelid = %s::regclass AND NOT i.indisunique AND NOT i.indisprimary
-        """,
-        [f"dw.{table}", f"dw.{table}"],
-    )
-    pairs = cur.fetchall()
-    for _create, drop in pairs:
-        cur.execute(drop)
-    return [create for create, _drop in pairs]
+    ml.predictions references) and plain indexes until :func:`_restore_fk_and_indexes`.
+    Re-adding a unique constraint checks the natural key over the whole table in one index
+    build. The DDL runs as the table's owner inside a function (migration 0020): the loader
+    itself may not alter dw tables."""
+    cur.execute("SELECT dw.bulk_drop_indexes(%s)", [table])
+
+
+def _restore_fk_and_indexes(cur: psycopg.Cursor[Any], table: str) -> None:
+    """Re-create what :func:`_drop_fk_and_indexes` dropped, then ANALYZE the table."""
+    cur.execute("SELECT dw.bulk_restore_indexes(%s)", [table])
 
 
 def _run_steps(
@@ -199,7 +190,6 @@ def _run_steps(
     quarantined per entity."""
     changes: dict[str, dict[str, int]] = {}
     bulk: list[str] | None = None
-    recreate: list[str] = []
     quarantined: dict[str, int] = {}
     for step, statement in load_steps():
         target = STEP_TARGETS[step]
@@ -208,7 +198,8 @@ def _run_steps(
             # new-row estimate resolves all keys.
             quarantined = quarantine(cur, batch_id)
             bulk = _bulk_tables(cur)
-            recreate = [ddl for table in bulk for ddl in _drop_fk_and_indexes(cur, table)]
+            for table in bulk:
+                _drop_fk_and_indexes(cur, table)
         before = _count(cur, target)
         t0 = time.perf_counter()
         cur.execute(statement, {"batch_id": batch_id})
@@ -218,8 +209,8 @@ def _run_steps(
         c["inserted"] += inserted
         c["updated"] += affected - inserted
         log.debug("step %s: %d rows in %.3f s", step, affected, time.perf_counter() - t0)
-    for ddl in recreate:
-        cur.execute(ddl)  # catalog-generated DDL of the constraints and indexes dropped above
+    for table in bulk or []:
+        _restore_fk_and_indexes(cur, table)
     return changes, bulk or [], quarantined
 
 
@@ -294,7 +285,7 @@ def _close_abandoned(cur: psycopg.Cursor[Any]) -> int:
 
 
 def _open_batch(settings: Settings, force: bool, files: int) -> int:
-    with connect(settings, autocommit=True) as conn:
+    with connect(settings, "loader", autocommit=True) as conn:
         row = conn.execute(
             "INSERT INTO meta.load_batches (forced, files) VALUES (%s, %s) RETURNING batch_id",
             [force, files],
@@ -306,7 +297,7 @@ def _open_batch(settings: Settings, force: bool, files: int) -> int:
 def _fail_batch(
     settings: Settings, batch_id: int, error: str, results: Sequence[checks.CheckResult] = ()
 ) -> None:
-    with connect(settings) as conn:
+    with connect(settings, "loader") as conn:
         conn.execute(
             "UPDATE meta.load_batches SET status = 'failed', finished_at = now(), error = %s"
             " WHERE batch_id = %s",
@@ -335,7 +326,7 @@ def load(
     settings = settings or get_settings()
     t_start = time.perf_counter()
     timings: dict[str, float] = {}
-    with connect(settings, autocommit=True) as lock_conn:
+    with connect(settings, "loader", autocommit=True) as lock_conn:
         # Session-level lock: held across the transaction below, released on disconnect.
         lock_conn.execute("SELECT pg_advisory_lock(%s)", [LOAD_LOCK_ID])
         found = discover(settings, topics)
@@ -361,20 +352,17 @@ def load(
                     result = graph.run(c, new, tz_map)
             timings["transform"] = time.perf_counter() - t0
             counts = {t: out.counts for t, out in result.topics.items()}
-            with connect(settings) as conn, conn.cursor() as cur:
+            with connect(settings, "loader") as conn, conn.cursor() as cur:
                 t0 = time.perf_counter()
                 _stage(cur, result, known_airports)
                 timings["copy"] = time.perf_counter() - t0
                 t0 = time.perf_counter()
-                changes, bulk, quarantined = _run_steps(cur, batch_id)
+                changes, _bulk, quarantined = _run_steps(cur, batch_id)
                 timings["upsert"] = time.perf_counter() - t0
                 for topic, n in quarantined.items():
                     if topic in counts:
                         counts[topic]["loaded"] -= n
                         counts[topic]["rejected"] += n
-                # Fresh statistics for the checks' and marts' plans after a big change.
-                for table in bulk:
-                    cur.execute(f"ANALYZE dw.{table}")  # names from BULK_TABLES
                 _record_files(cur, all_new, result.file_rows, batch_id)
                 _record_rejects(cur, result, batch_id)
                 totals = {

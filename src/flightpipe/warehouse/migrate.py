@@ -38,7 +38,7 @@ def yoyo_url(dsn: str) -> str:
 def pending(settings: Settings | None = None) -> list[str]:
     """Ids of the migrations not applied yet."""
     settings = settings or get_settings()
-    backend = get_backend(yoyo_url(settings.warehouse_dsn))
+    backend = get_backend(yoyo_url(settings.dsn("migrator")))
     try:
         return [m.id for m in backend.to_apply(read_migrations(str(migrations_dir())))]
     finally:
@@ -52,7 +52,7 @@ def migrate(settings: Settings | None = None) -> list[str]:
     from flightpipe.warehouse.staging import ensure_staging
 
     settings = settings or get_settings()
-    backend = get_backend(yoyo_url(settings.warehouse_dsn))
+    backend = get_backend(yoyo_url(settings.dsn("migrator")))
     try:
         migrations = read_migrations(str(migrations_dir()))
         with backend.lock():
@@ -60,6 +60,6 @@ def migrate(settings: Settings | None = None) -> list[str]:
             backend.apply_migrations(todo)
     finally:
         backend.connection.close()
-    with connect(settings) as conn:
+    with connect(settings, "migrator") as conn:
         ensure_staging(conn)
     return [m.id for m in todo]
