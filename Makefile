@@ -18,7 +18,7 @@ $(UV):
 	@echo "Installing uv (Python package manager) from PyPI ..."
 	python3 -m pip install --quiet --disable-pip-version-check uv
 
-$(VENV)/.synced: pyproject.toml uv.lock | $(UV)
+$(VENV)/.synced: pyproject.toml tools/pyproject.toml uv.lock | $(UV)
 	$(UV) sync --frozen --quiet --compile-bytecode
 	@touch $@
 
@@ -40,13 +40,17 @@ psql: $(VENV)/.synced ## Open a psql shell on the warehouse
 password: $(VENV)/.synced ## Print the Airflow admin password
 	@$(FP) password
 
-lint: $(VENV)/.synced ## ruff (lint + format check) and mypy
-	$(VENV)/bin/ruff check src tests dags bench
-	$(VENV)/bin/ruff format --check src tests dags bench
-	$(VENV)/bin/mypy src
+LINTED := src tests dags bench tools
 
-unit: $(VENV)/.synced ## Tests that need no services
-	$(VENV)/bin/pytest tests/unit $(PYTEST_ARGS)
+lint: $(VENV)/.synced ## ruff (lint + format check), mypy and deptry (declared = imported)
+	$(VENV)/bin/ruff check $(LINTED)
+	$(VENV)/bin/ruff format --check $(LINTED)
+	$(VENV)/bin/mypy src tools/src
+	$(VENV)/bin/deptry .
+	cd tools && ../$(VENV)/bin/deptry src
+
+unit: $(VENV)/.synced ## Tests that need no services, Airflow or secrets (< 1 min)
+	$(VENV)/bin/pytest tests/unit -p no:cacheprovider $(PYTEST_ARGS)
 
 test: lint ## Lint, type-check and run all tests (starts the stack when it is not running)
 	$(VENV)/bin/pytest $(PYTEST_ARGS)

@@ -1,5 +1,6 @@
 # Documentation: diagrams generated from the code (Graphviz) and the 2-page PDF (Chromium).
-# Included from the Makefile; uses its UV, VENV and $(VENV)/.synced.
+# Included from the Makefile; uses its UV, VENV and $(VENV)/.synced. The generator is the
+# developer tooling package in tools/ (flightpipe-tools), installed by the dev group.
 
 DOCS_APT := $(if $(filter 0,$(shell id -u)),,sudo )apt-get
 
@@ -12,4 +13,4 @@ docs-tools:
 			graphviz chromium fonts-dejavu-core >/dev/null; }
 
 docs: $(VENV)/.synced docs-tools ## Regenerate the diagrams (DOT, SVG, PNG) and docs/es/documentacion.pdf
-	$(VENV)/bin/python -m flightpipe.docs.cli build
+	$(VENV)/bin/flightpipe-tools docs build

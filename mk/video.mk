@@ -1,7 +1,8 @@
 # Demo video: a real pipeline run recorded with headless Chromium (Playwright) and ffmpeg.
 # Included from the Makefile; uses its UV, VENV and $(VENV)/.synced. Needs the running stack
-# (`make up`); the Python side comes from the `demo` dependency group, the browser is the
-# system Chromium (Playwright never downloads one).
+# (`make up`); the recorder is the tooling package in tools/ (flightpipe-tools), and the
+# `demo` dependency group adds its browser driver; the browser is the system Chromium
+# (Playwright never downloads one).
 
 VIDEO_APT := $(if $(filter 0,$(shell id -u)),,sudo )apt-get
 VIDEO_ARGS ?=
@@ -16,4 +17,4 @@ video-tools:
 			ffmpeg chromium fonts-dejavu-core >/dev/null; }
 
 video: $(VENV)/.synced video-tools ## Record the demo video (docs/demo/flightpipe-demo.mp4)
-	$(UV) run --frozen --group demo python -m flightpipe.demo.cli record $(VIDEO_ARGS)
+	$(UV) run --frozen --group demo flightpipe-tools demo record $(VIDEO_ARGS)

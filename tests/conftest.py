@@ -2,6 +2,11 @@
 
 Tests marked ``services`` use the stack that `make up` runs; when it is not healthy the
 session starts it (the same code path as `make up`), so `make test` works on its own.
+
+Nothing happens on import or configure: a unit-only run reads no secrets and writes no
+files. Airflow's environment is set once collection is done, and only when a collected
+test needs it (one under tests/dags/ or one marked ``services``); test modules therefore
+import Airflow inside fixtures and tests, never at module level.
 """
 
 from __future__ import annotations
@@ -17,22 +22,36 @@ import pytest
 
 from flightpipe.settings import SECRETS_FILE, Settings
 
+TESTS = Path(__file__).resolve().parent
+AIRFLOW_TESTS = TESTS / "dags"
+
 
 def _airflow_environment() -> None:
     # Airflow reads its configuration at import time, so the environment of the local
-    # deployment must be in place before any test imports it.
+    # deployment must be in place before any test imports it. Generating the secrets is a
+    # side effect a unit run must not have, hence only for the tests that need them.
     from flightpipe.stack.airflow_env import environment
     from flightpipe.stack.secrets import ensure_secrets
 
     settings = Settings()
     for key, value in environment(settings, ensure_secrets(SECRETS_FILE)).items():
         os.environ.setdefault(key, value)
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    _airflow_environment()
     # The DAG processor puts the DAGs folder on sys.path (for flightpipe_common); so do we.
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "dags"))
+    dags = str(TESTS.parent / "dags")
+    if dags not in sys.path:
+        sys.path.insert(0, dags)
+
+
+def _needs_airflow(item: pytest.Item) -> bool:
+    return (
+        item.path.is_relative_to(AIRFLOW_TESTS) or item.get_closest_marker("services") is not None
+    )
+
+
+@pytest.hookimpl(trylast=True)  # after -m / -k deselected what will not run
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if any(_needs_airflow(item) for item in items):
+        _airflow_environment()
 
 
 @pytest.fixture(scope="session")

@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from flightpipe.cli_support import OneLineErrors
 from flightpipe.settings import get_settings
 from flightpipe.stack.errors import StackError
 
@@ -17,6 +18,7 @@ app = typer.Typer(
     help="flightpipe: NYC flights 2013 through Kafka, Dask, PostgreSQL and Airflow 3.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    cls=OneLineErrors,
 )
 console = Console()
 
@@ -149,10 +151,9 @@ def config(
 
 def _mount() -> None:
     """Sub-command groups live next to the code they drive; this is the one place that
-    assembles them. Top-level verbs are merged in; the warehouse and docs keep a group."""
+    assembles them. Top-level verbs are merged in; the warehouse keeps a group. (The docs
+    and the demo video are developer tooling: ``flightpipe-tools``, not installed here.)"""
     from flightpipe.analytics.cli import app as analytics_app
-    from flightpipe.demo.cli import app as demo_app
-    from flightpipe.docs.cli import app as docs_app
     from flightpipe.ingest.cli import app as ingest_app
     from flightpipe.ml.cli import app as ml_app
     from flightpipe.warehouse.cli import app as warehouse_app
@@ -160,8 +161,6 @@ def _mount() -> None:
     for sub in (ingest_app, analytics_app, ml_app):
         app.registered_commands.extend(sub.registered_commands)
     app.add_typer(warehouse_app, name="db", help="The warehouse: migrate, load, check.")
-    app.add_typer(docs_app, name="docs", help="Diagrams and the Spanish PDF.")
-    app.add_typer(demo_app, name="demo", help="Record the demo video of a real run.")
 
 
 _mount()

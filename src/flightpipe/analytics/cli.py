@@ -7,6 +7,7 @@ import logging
 import typer
 from rich.console import Console
 
+from flightpipe.cli_support import folder_name
 from flightpipe.settings import get_settings
 
 app = typer.Typer(no_args_is_help=True)
@@ -15,8 +16,10 @@ console = Console()
 
 @app.command()
 def report(
-    run_id: str | None = typer.Option(None, help="Run folder name (default: UTC timestamp)."),
-    keep: int = typer.Option(50, help="How many runs to keep under the reports folder."),
+    run_id: str | None = typer.Option(
+        None, callback=folder_name, help="Run folder name (default: UTC timestamp)."
+    ),
+    keep: int = typer.Option(50, min=1, help="How many runs to keep under the reports folder."),
 ) -> None:
     """Draw the charts from the warehouse and write the HTML report of a new run."""
     from flightpipe.analytics.report import build_report

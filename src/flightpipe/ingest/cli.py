@@ -11,7 +11,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -19,6 +19,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from flightpipe.cli_support import DAY_FORMAT, OneLineErrors, choices, positive, replay_day
 from flightpipe.ingest import BATCH_MESSAGES, ROLES, procs
 from flightpipe.ingest.topics import IngestError, ensure_topics, topic_specs, watermarks
 from flightpipe.settings import Settings, get_settings
@@ -30,16 +31,31 @@ if TYPE_CHECKING:
 # Producer and consumer modules are imported in the commands that use them: consumer
 # processes then never pay for pandas, producer processes never for the landing code.
 
-app = typer.Typer(help="Kafka ingestion: topics, producers, landing consumers.")
+# OneLineErrors too: the producer and consumer processes run this app directly.
+app = typer.Typer(help="Kafka ingestion: topics, producers, landing consumers.", cls=OneLineErrors)
 console = Console(stderr=True)
 
 StartOpt = Annotated[
-    str | None, typer.Option(help="First local date of the slice (default: whole year).")
+    datetime | None,
+    typer.Option(
+        formats=[DAY_FORMAT],
+        callback=replay_day,
+        help="First local date of the slice (default: whole year).",
+    ),
 ]
-DaysOpt = Annotated[int | None, typer.Option(help="Days in the slice (default: settings).")]
+DaysOpt = Annotated[
+    int | None, typer.Option(min=1, max=365, help="Days in the slice (default: settings).")
+]
 SpeedOpt = Annotated[
     float | None,
-    typer.Option(help="Pace by event time: event seconds per wall second (default: no pacing)."),
+    typer.Option(
+        callback=positive,
+        help="Pace by event time: event seconds per wall second (default: no pacing).",
+    ),
+]
+TimeoutOpt = Annotated[float, typer.Option(min=1, help="Give up after seconds.")]
+MembersOpt = Annotated[
+    int | None, typer.Option(min=1, help="Group members (processes); default settings.consumers.")
 ]
 InProcessOpt = Annotated[bool, typer.Option("--in-process", hidden=True)]
 
@@ -52,15 +68,29 @@ def _logging() -> None:
     )
 
 
-def _replay(settings: Settings, start: str | None, days: int | None) -> ReplaySlice | None:
+def _replay(settings: Settings, start: datetime | None, days: int | None) -> ReplaySlice | None:
     from flightpipe.source import ReplaySlice
 
     if start is None and days is None:
         return None
     return ReplaySlice(
-        date.fromisoformat(start or settings.replay_start),
+        start.date() if start else date.fromisoformat(settings.replay_start),
         days if days is not None else settings.slice_days,
     )
+
+
+def _snapshot_option(value: str | None) -> str | None:
+    # Parent processes pass the end offsets as JSON; check them before any work starts.
+    if value is None:
+        return None
+    import msgspec
+
+    try:
+        msgspec.json.decode(value, type=dict[str, dict[int, int]])
+    except msgspec.DecodeError as exc:
+        message = f"not a JSON object of topic -> partition -> offset ({exc})"
+        raise typer.BadParameter(message) from exc
+    return value
 
 
 @contextmanager
@@ -96,7 +126,10 @@ def topics() -> None:
 def produce(
     role: Annotated[
         list[str] | None,
-        typer.Option(help=f"Producer role(s): {', '.join(ROLES)} (default: all, in parallel)."),
+        typer.Option(
+            callback=choices(ROLES),
+            help=f"Producer role(s): {', '.join(ROLES)} (default: all, in parallel).",
+        ),
     ] = None,
     start: StartOpt = None,
     days: DaysOpt = None,
@@ -126,14 +159,14 @@ def produce(
 
 @app.command()
 def consume(
-    members: Annotated[
-        int | None, typer.Option(help="Group members (processes); default settings.consumers.")
-    ] = None,
+    members: MembersOpt = None,
     follow: Annotated[bool, typer.Option(help="Keep consuming until SIGTERM.")] = False,
     member: Annotated[str | None, typer.Option(hidden=True)] = None,
-    until: Annotated[str | None, typer.Option(hidden=True)] = None,
-    timeout: Annotated[float, typer.Option(help="Batch mode: give up after seconds.")] = 900.0,
-    batch_messages: Annotated[int, typer.Option(hidden=True)] = BATCH_MESSAGES,
+    until: Annotated[str | None, typer.Option(hidden=True, callback=_snapshot_option)] = None,
+    timeout: Annotated[
+        float, typer.Option(min=1, help="Batch mode: give up after seconds.")
+    ] = 900.0,
+    batch_messages: Annotated[int, typer.Option(min=1, hidden=True)] = BATCH_MESSAGES,
     in_process: InProcessOpt = False,
 ) -> None:
     """Land topics into Parquet; batch mode stops at the end offsets seen at start."""
@@ -174,8 +207,8 @@ def _print_consumed(results: list[MemberResult], seconds: float) -> None:
 def ingest(
     start: StartOpt = None,
     days: DaysOpt = None,
-    members: Annotated[int | None, typer.Option(help="Consumer processes.")] = None,
-    timeout: Annotated[float, typer.Option(help="Give up after seconds.")] = 900.0,
+    members: MembersOpt = None,
+    timeout: TimeoutOpt = 900.0,
 ) -> None:
     """Batch run: all producers in parallel, then the consumer group up to the snapshot."""
     from flightpipe.ingest.consume import consume_group
@@ -198,7 +231,9 @@ def ingest(
 
 @app.command()
 def schemas(
-    out: Annotated[Path | None, typer.Option(help="Folder (default: schemas/events).")] = None,
+    out: Annotated[
+        Path | None, typer.Option(file_okay=False, help="Folder (default: schemas/events).")
+    ] = None,
 ) -> None:
     """Export the JSON Schema of every event type."""
     from flightpipe.contract.events import export_schemas

@@ -16,8 +16,9 @@ console = Console()
 
 @app.command()
 def train(
-    max_train_rows: int = typer.Option(150_000, help="Cap on training rows (sampled)."),
-    seed: int = typer.Option(0, help="Seed of the sample and the models."),
+    max_train_rows: int = typer.Option(150_000, min=1, help="Cap on training rows (sampled)."),
+    # NumPy and scikit-learn take seeds in [0, 2**32).
+    seed: int = typer.Option(0, min=0, max=2**32 - 1, help="Seed of the sample and the models."),
 ) -> None:
     """Train the arrival-delay models on the warehouse and register them in ml.model_runs."""
     from flightpipe.ml.train import NotEnoughDataError

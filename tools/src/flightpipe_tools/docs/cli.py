@@ -1,4 +1,4 @@
-"""``flightpipe docs ...``: regenerate the diagrams and the two-page PDF."""
+"""``flightpipe-tools docs ...``: regenerate the diagrams and the two-page PDF."""
 
 from __future__ import annotations
 
@@ -6,14 +6,16 @@ from pathlib import Path
 
 import typer
 
-from flightpipe.docs import diagrams
+from flightpipe.cli_support import OneLineErrors
 from flightpipe.settings import Settings
 from flightpipe.warehouse.db import scratch_database
+from flightpipe_tools.docs import diagrams
 
 app = typer.Typer(
     help="Documentation: diagrams generated from the code, and the 2-page PDF (docs/es).",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    cls=OneLineErrors,  # `python -m flightpipe_tools.docs.cli` runs this app directly
 )
 
 MAX_PAGES = 2
@@ -50,7 +52,7 @@ def _write_and_render(settings: Settings, *, er: bool, render: bool) -> list[Pat
 
 
 def _pdf(settings: Settings) -> None:
-    from flightpipe.docs import pdf
+    from flightpipe_tools.docs import pdf
 
     folder = diagrams.docs_dir(settings)
     target = pdf.build_pdf(folder / "documentacion.md", folder / "documentacion.pdf")

@@ -31,10 +31,10 @@ from urllib.parse import quote, urlsplit
 import httpx
 from PIL import Image
 
-from flightpipe.demo import frames
 from flightpipe.orchestration.airflow_api import AirflowApi, AirflowApiError
 from flightpipe.settings import Settings
 from flightpipe.warehouse.db import psql_environment
+from flightpipe_tools.demo import frames
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, BrowserContext, Page
