@@ -133,7 +133,9 @@ FLIGHTS = Entity(
     ),
     partitions_setting="flights_partitions",
     fact_table="fact_flight",
+    # The first rule a row breaks is its reason: plain ranges first, they say the most.
     rules={
+        **_range_rules("flight", FLIGHT_RANGES),
         "flight.sched_departure_matches_local_source": """
             o.tzone IS NOT NULL AND (
                 to_char(f.sched_dep_at AT TIME ZONE o.tzone, 'YYYYMMDD')::integer <> f.date_key
@@ -159,7 +161,6 @@ FLIGHTS = Entity(
                 <> f.weather_hour AT TIME ZONE 'UTC'
             OR f.sched_dep_at < f.weather_hour
             OR f.sched_dep_at >= f.weather_hour + interval '1 hour'""",
-        **_range_rules("flight", FLIGHT_RANGES),
     },
 )
 
