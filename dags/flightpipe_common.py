@@ -17,6 +17,7 @@ from flightpipe.settings import get_settings
 # Their URIs are fixed names, not paths from settings: every parse (scheduler, tests with
 # private settings) must register the same Asset.
 LANDING = Asset(name="flightpipe_landing", uri="flightpipe://landing")
+CLEAN = Asset(name="flightpipe_clean", uri="flightpipe://clean")
 WAREHOUSE = Asset(name="flightpipe_warehouse", uri="flightpipe://warehouse")
 
 START_DATE = pendulum.datetime(2026, 1, 1, tz="UTC")

@@ -15,7 +15,7 @@ slice of 2013 (`FLIGHTPIPE_SLICE_DAYS` days, cursor kept in `meta.replay_cursor`
    the snapshot, so a run never hangs and never loses what arrives later.
 6. **publish_landing** reconciles Kafka offsets with landed + dead-lettered records,
    advances the cursor, and updates the `flightpipe_landing` Asset, which starts
-   `flightpipe_warehouse`.
+   `flightpipe_transform`.
 7. **record_timings** (teardown) stores task durations in `meta.task_runs`.
 """
 

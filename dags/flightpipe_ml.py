@@ -1,7 +1,7 @@
 """
 ### flightpipe_ml — train, evaluate, register and predict "arrives > 15 min late"
 
-Starts whenever `flightpipe_warehouse` publishes the `flightpipe_warehouse` Asset.
+Starts whenever `flightpipe_load` publishes the `flightpipe_warehouse` Asset.
 Features come from the warehouse with SQL; predictions go back to it.
 
 1. **train** fits a logistic-regression baseline and a gradient-boosted model on the

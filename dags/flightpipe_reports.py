@@ -1,7 +1,7 @@
 """
 ### flightpipe_reports — charts and an HTML report from the warehouse
 
-Starts whenever `flightpipe_warehouse` publishes the `flightpipe_warehouse` Asset.
+Starts whenever `flightpipe_load` publishes the `flightpipe_warehouse` Asset.
 Every chart is drawn from SQL (`mart` views and `meta` tables), never from landing files.
 
 1. **build_charts** renders the PNG charts into `data/reports/<run>/`.

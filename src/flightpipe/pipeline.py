@@ -113,27 +113,41 @@ def migrate(settings: Settings | None = None) -> list[str]:
     return apply(_settings(settings))
 
 
-def transform_load(settings: Settings | None = None) -> dict[str, Any]:
-    from flightpipe.warehouse.load import transform_and_load
+def transform(settings: Settings | None = None) -> dict[str, Any]:
+    """Dask over the new landing files, published as a clean batch (None: nothing new)."""
+    from flightpipe.warehouse.load import transform as run
 
-    result = transform_and_load(_settings(settings))
+    batch = run(_settings(settings))
+    if batch is None:
+        return {"batch": None, "files": 0}
+    return {"batch": batch.key, "files": len(batch.files), "seconds": batch.transform_seconds}
+
+
+def load(settings: Settings | None = None) -> dict[str, Any]:
+    """Every pending clean batch into the warehouse, each in one transaction."""
+    from flightpipe.warehouse.load import load_pending
+
+    results = load_pending(_settings(settings))
     return {
-        "batch_id": result.batch_id,
-        "status": result.status,
-        "files": result.files,
-        "rows_loaded": result.rows_loaded,
-        "rows_changed": result.rows_changed,
-        "counts": result.counts,
-        "timings": {k: round(v, 3) for k, v in result.timings.items()},
+        "batch_ids": [r.batch_id for r in results],
+        "rows_loaded": sum(r.rows_loaded for r in results),
+        "rows_changed": sum(r.rows_changed for r in results),
+        "counts": [r.counts for r in results],
+        "timings": [{k: round(v, 3) for k, v in r.timings.items()} for r in results],
     }
 
 
-def data_checks(batch: dict[str, Any], settings: Settings | None = None) -> dict[str, Any]:
-    """Check the committed warehouse; raises (fails the task) when a check is broken."""
+def data_checks(loaded: dict[str, Any], settings: Settings | None = None) -> dict[str, Any]:
+    """Check the committed warehouse (row rules on the rows of the batches just loaded, or
+    all rows when none); raises (fails the task) when a check is broken."""
     from flightpipe.warehouse.checks import check_warehouse
 
-    results = check_warehouse(_settings(settings), batch.get("batch_id"))
-    return {"batch_id": batch.get("batch_id"), "passed": [r.name for r in results if r.passed]}
+    settings = _settings(settings)
+    passed: list[str] = []
+    for batch_id in loaded.get("batch_ids") or [None]:
+        results = check_warehouse(settings, batch_id)
+        passed += [r.name for r in results if r.passed]
+    return {"batch_ids": loaded.get("batch_ids"), "passed": sorted(set(passed))}
 
 
 # --- reports and ML ----------------------------------------------------------------------

@@ -82,7 +82,10 @@ def test_dag_runs_build_the_warehouse(isolated: Settings, dagbag: Any, nyc: Any)
     assert landed, "ingest landed no flight files"
     assert _one(isolated, "SELECT next_day FROM meta.replay_cursor") == date(2013, 1, 1)
 
-    _run(dagbag, "flightpipe_warehouse")
+    _run(dagbag, "flightpipe_transform")
+    assert list((isolated.data_dir / "clean").glob("batch-*")), "transform published nothing"
+    _run(dagbag, "flightpipe_load")
+    assert not list((isolated.data_dir / "clean").glob("batch-*")), "the load left a batch"
     assert _one(
         isolated,
         "SELECT count(*), count(*) FILTER (WHERE is_cancelled) FROM dw.fact_flight "
@@ -103,4 +106,4 @@ def test_dag_runs_build_the_warehouse(isolated: Settings, dagbag: Any, nyc: Any)
 
     # Timings of the runs above were recorded by each DAG's teardown task.
     dags = _one(isolated, "SELECT count(DISTINCT dag_id) FROM meta.task_runs")
-    assert dags == 4
+    assert dags == 5

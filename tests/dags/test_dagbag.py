@@ -24,11 +24,16 @@ EXPECTED = {
         "publish_landing": {"plan_slice", "snapshot_offsets", "consume"},
         "record_timings": {"publish_landing"},
     },
-    "flightpipe_warehouse": {
+    "flightpipe_transform": {
         "migrate": set(),
-        "transform_load": {"migrate"},
-        "data_checks": {"transform_load"},
-        "publish_warehouse": {"transform_load", "data_checks"},
+        "transform": {"migrate"},
+        "record_timings": {"transform"},
+    },
+    "flightpipe_load": {
+        "migrate": set(),
+        "load": {"migrate"},
+        "data_checks": {"load"},
+        "publish_warehouse": {"load", "data_checks"},
         "record_timings": {"publish_warehouse"},
     },
     "flightpipe_reports": {
@@ -76,18 +81,20 @@ def test_tasks_and_dependencies(dagbag, dag_id: str) -> None:  # type: ignore[no
 
 def test_assets_chain_the_dags(dagbag) -> None:  # type: ignore[no-untyped-def]
     ingest = dagbag.get_dag("flightpipe_ingest")
-    warehouse = dagbag.get_dag("flightpipe_warehouse")
+    transform = dagbag.get_dag("flightpipe_transform")
+    load = dagbag.get_dag("flightpipe_load")
     assert [o.name for o in ingest.get_task("publish_landing").outlets] == ["flightpipe_landing"]
-    assert [o.name for o in warehouse.get_task("publish_warehouse").outlets] == [
-        "flightpipe_warehouse"
-    ]
+    assert [o.name for o in transform.get_task("transform").outlets] == ["flightpipe_clean"]
+    assert [o.name for o in load.get_task("publish_warehouse").outlets] == ["flightpipe_warehouse"]
     assert ingest.timetable.delta == timedelta(minutes=get_settings().cycle_minutes)
     schedules = {
         dag_id: {a.name for a in dagbag.get_dag(dag_id).timetable.asset_condition.objects}
-        for dag_id in ("flightpipe_warehouse", "flightpipe_reports", "flightpipe_ml")
-    }
+        for dag_id in ("flightpipe_transform", "flightpipe_load", "flightpipe_reports",
+                       "flightpipe_ml")
+    }  # fmt: skip
     assert schedules == {
-        "flightpipe_warehouse": {"flightpipe_landing"},
+        "flightpipe_transform": {"flightpipe_landing"},
+        "flightpipe_load": {"flightpipe_clean"},
         "flightpipe_reports": {"flightpipe_warehouse"},
         "flightpipe_ml": {"flightpipe_warehouse"},
     }
@@ -97,6 +104,7 @@ def test_producers_and_consumers_are_mapped(dagbag) -> None:  # type: ignore[no-
     ingest = dagbag.get_dag("flightpipe_ingest")
     produce = ingest.get_task("produce")
     consume = ingest.get_task("consume")
+    # One producer per origin airport, plus weather and the reference tables.
     assert produce.op_kwargs_expand_input.value["role"] == [
         "flights-EWR",
         "flights-JFK",

@@ -86,19 +86,34 @@ def _cycle(api: AirflowApi) -> dict[str, dict[str, Any]]:
             if ti["task_id"] == "publish_landing"
         )
     )
-    warehouse = _wait_for_run_after(api, "flightpipe_warehouse", published)
+    transform = _wait_for_run_after(api, "flightpipe_transform", published)
+    assert transform["state"] == "success", transform
+    cleaned = _parse(
+        next(
+            ti["start_date"]
+            for ti in api.task_instances("flightpipe_transform", transform["dag_run_id"])
+            if ti["task_id"] == "transform"
+        )
+    )
+    warehouse = _wait_for_run_after(api, "flightpipe_load", cleaned)
     assert warehouse["state"] == "success", warehouse
     loaded = _parse(
         next(
             ti["start_date"]
-            for ti in api.task_instances("flightpipe_warehouse", warehouse["dag_run_id"])
+            for ti in api.task_instances("flightpipe_load", warehouse["dag_run_id"])
             if ti["task_id"] == "publish_warehouse"
         )
     )
     reports = _wait_for_run_after(api, "flightpipe_reports", loaded)
     ml = _wait_for_run_after(api, "flightpipe_ml", loaded)
     assert (reports["state"], ml["state"]) == ("success", "success")
-    return {"ingest": ingest, "warehouse": warehouse, "reports": reports, "ml": ml}
+    return {
+        "ingest": ingest,
+        "transform": transform,
+        "warehouse": warehouse,
+        "reports": reports,
+        "ml": ml,
+    }
 
 
 def test_full_cycle_through_the_scheduler(stack: Settings, nyc: Any) -> None:

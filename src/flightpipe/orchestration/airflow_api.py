@@ -10,7 +10,13 @@ import httpx
 
 from flightpipe.settings import Settings
 
-DAG_IDS = ("flightpipe_ingest", "flightpipe_warehouse", "flightpipe_reports", "flightpipe_ml")
+DAG_IDS = (
+    "flightpipe_ingest",
+    "flightpipe_transform",
+    "flightpipe_load",
+    "flightpipe_reports",
+    "flightpipe_ml",
+)
 FINISHED = {"success", "failed"}
 
 

@@ -1,17 +1,20 @@
-"""Transform new landing files with Dask and load them into the warehouse.
+"""Transform new landing files with Dask into the clean zone, then load clean batches.
 
-One run = one load batch:
+Two steps, one DAG each (``flightpipe_transform``, ``flightpipe_load``):
 
-1. discover landing files not yet in ``meta.landing_files`` (all of them with ``force``);
-2. open an audit row in ``meta.load_batches`` (committed at once, so failures stay visible);
-3. run the Dask graph (clean, UTC times, flags, dedupe, weather join) on the cluster;
-4. in ONE transaction: binary COPY into ``staging``, guarded upserts of dimensions then facts
-   (``sql/NN_*.sql``), the loaded files, rejected rows and audit counts, then the data checks;
-   a failed check rolls everything back and raises :class:`DataCheckError`.
+* :func:`transform`: the committed landing files not loaded yet (all of them with ``force``)
+  through the Dask graph (clean, UTC times, flags, dedupe, weather join), published as one
+  clean batch (``zones/clean.py``);
+* :func:`load_pending`: per pending clean batch, an audit row in ``meta.load_batches``
+  (committed at once, so failures stay visible), then ONE transaction: COPY into
+  ``staging``, guarded upserts of dimensions, the quarantine of rows that break a rule of
+  the contract, the upserts of facts (``sql/NN_*.sql``), the loaded files, rejected rows
+  and audit counts, then the data checks; a failed check rolls everything back and raises
+  :class:`DataCheckError`, and the batch stays pending.
 
-Loads are serialised with an advisory lock (they share the staging tables). Re-running with
-the same files changes nothing in ``dw``: upserts compare values and skip equal rows, and
-surrogate keys of existing rows never change.
+A failed load retries without redoing Dask. Loads are serialised with an advisory lock (they
+share the staging tables). Re-running with the same files changes nothing in ``dw``: upserts
+compare values and skip equal rows, and surrogate keys of existing rows never change.
 """
 
 from __future__ import annotations
@@ -34,6 +37,13 @@ from flightpipe.transform.client import dask_client
 from flightpipe.warehouse import checks
 from flightpipe.warehouse.db import LOAD_LOCK_ID, connect, copy_frame, load_steps
 from flightpipe.warehouse.rules import quarantine
+from flightpipe.zones.clean import (
+    CleanBatch,
+    pending_batches,
+    read_batch,
+    remove_batch,
+    write_batch,
+)
 from flightpipe.zones.landing import LandedFile, discover, read_columns
 
 log = logging.getLogger(__name__)
@@ -308,6 +318,149 @@ def _fail_batch(
         conn.commit()
 
 
+TRANSFORM_LOCK_ID = LOAD_LOCK_ID + 1  # one transform at a time, beside the loads
+
+
+def transform(
+    settings: Settings | None = None,
+    *,
+    force: bool = False,
+    client: Any = None,
+    local_dask: bool = False,
+    topics: Sequence[str] = TOPICS,
+) -> CleanBatch | None:
+    """Run the Dask graph over the committed landing files that no load or pending clean
+    batch covers yet, and publish the result as a clean batch; None when nothing is new.
+
+    ``force`` takes every landing file again (a reload; the warehouse ends up identical).
+    ``client`` reuses a ``distributed.Client``; otherwise the configured scheduler is used,
+    or an in-process cluster if ``local_dask`` (tests only).
+    """
+    settings = settings or get_settings()
+    with connect(settings, "loader", autocommit=True) as conn, conn.cursor() as cur:
+        cur.execute("SELECT pg_advisory_lock(%s)", [TRANSFORM_LOCK_ID])
+        # Pending batches first, then the loaded files: a batch leaves the clean zone only
+        # after its files are recorded, so no file slips between the two listings.
+        taken = {rel for b in pending_batches(settings) for rel in b.rels}
+        found = discover(settings, topics)
+        done = taken if force else taken | _loaded_paths(cur)
+        new = {t: [f for f in fs if f.rel not in done] for t, fs in found.items()}
+        if not any(new.values()):
+            return None
+        tz_map = _tz_map(cur, new.get("airports", []))
+        if client is not None:
+            result = graph.run(client, new, tz_map)
+        else:
+            with dask_client(settings, local_fallback=local_dask) as c:
+                result = graph.run(c, new, tz_map)
+        return write_batch(settings, result, forced=force)
+
+
+def load_pending(settings: Settings | None = None) -> list[LoadResult]:
+    """Load every pending clean batch, oldest first, each in one transaction; the Airflow
+    load task calls this. Raises :class:`~flightpipe.warehouse.checks.DataCheckError` when
+    a data check fails (the batch stays pending)."""
+    settings = settings or get_settings()
+    results = []
+    with connect(settings, "loader", autocommit=True) as lock_conn:
+        # Session-level lock: held across the transactions below, released on disconnect.
+        lock_conn.execute("SELECT pg_advisory_lock(%s)", [LOAD_LOCK_ID])
+        with lock_conn.cursor() as cur:
+            if abandoned := _close_abandoned(cur):
+                log.warning("closed %d load batch(es) whose loader died", abandoned)
+        for batch in pending_batches(settings):
+            with lock_conn.cursor() as cur:
+                spent = not batch.forced and batch.rels <= _loaded_paths(cur)
+            if not spent:
+                results.append(_load_batch(settings, batch))
+            remove_batch(batch)
+    return results
+
+
+def _load_batch(settings: Settings, batch: CleanBatch) -> LoadResult:
+    t_start = time.perf_counter()
+    timings: dict[str, float] = {"transform": batch.transform_seconds}
+    result = read_batch(batch)
+    batch_id = _open_batch(settings, batch.forced, len(batch.files))
+    try:
+        with connect(settings, "loader") as conn, conn.cursor() as cur:
+            cur.execute("SELECT faa_code FROM dw.dim_airport")
+            known_airports = {row[0] for row in cur.fetchall()}
+            t0 = time.perf_counter()
+            _stage(cur, result, known_airports)
+            timings["copy"] = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            changes, _bulk, quarantined = _run_steps(cur, batch_id)
+            timings["upsert"] = time.perf_counter() - t0
+            counts = {t: out.counts for t, out in result.topics.items()}
+            for topic, n in quarantined.items():
+                if topic in counts:
+                    counts[topic]["loaded"] -= n
+                    counts[topic]["rejected"] += n
+            _record_files(cur, batch.files, result.file_rows, batch_id)
+            _record_rejects(cur, result, batch_id)
+            _record_counts(cur, batch_id, counts, changes, batch.files)
+            t0 = time.perf_counter()
+            results = checks.run_checks(conn, batch_id)
+            timings["checks"] = time.perf_counter() - t0
+            bad = checks.failures(results)
+            if bad:
+                conn.rollback()
+                error = checks.DataCheckError(bad, batch_id)
+                _fail_batch(settings, batch_id, str(error), results)
+                raise error
+            checks.record_checks(conn, results, batch_id)
+            timings["total"] = time.perf_counter() - t_start + batch.transform_seconds
+            cur.execute(
+                "UPDATE meta.load_batches SET status = 'succeeded', finished_at = now(),"
+                " timings = %s WHERE batch_id = %s",
+                [Jsonb({k: round(v, 3) for k, v in timings.items()}), batch_id],
+            )
+            conn.commit()
+    except checks.DataCheckError:
+        raise
+    except BaseException as exc:
+        _fail_batch(settings, batch_id, f"{type(exc).__name__}: {exc}")
+        raise
+    return LoadResult(
+        batch_id=batch_id,
+        status="succeeded",
+        files=len(batch.files),
+        counts=counts,
+        changes=changes,
+        timings=timings,
+        checks=results,
+    )
+
+
+def _record_counts(
+    cur: psycopg.Cursor[Any],
+    batch_id: int,
+    counts: Mapping[str, Mapping[str, int]],
+    changes: Mapping[str, Mapping[str, int]],
+    files: Sequence[LandedFile],
+) -> None:
+    totals = {
+        k: sum(c[k] for c in counts.values()) for k in ("landed", "duplicate", "loaded", "rejected")
+    }
+    cur.execute(
+        "UPDATE meta.load_batches SET rows_in = %s, rows_duplicate = %s,"
+        " rows_loaded = %s, rows_rejected = %s, rows_inserted = %s,"
+        " rows_updated = %s, counts = %s, offsets = %s WHERE batch_id = %s",
+        [
+            totals["landed"],
+            totals["duplicate"],
+            totals["loaded"],
+            totals["rejected"],
+            sum(c["inserted"] for c in changes.values()),
+            sum(c["updated"] for c in changes.values()),
+            Jsonb({"topics": counts, "tables": changes}),
+            Jsonb(_offsets(files)),
+            batch_id,
+        ],
+    )
+
+
 def load(
     settings: Settings | None = None,
     *,
@@ -316,108 +469,11 @@ def load(
     local_dask: bool = False,
     topics: Sequence[str] = TOPICS,
 ) -> LoadResult:
-    """Transform and load every landing file not loaded yet; the Airflow task calls this.
-
-    ``force`` reloads files already marked loaded (the warehouse ends up identical).
-    ``client`` reuses a ``distributed.Client``; otherwise the configured scheduler is used,
-    or an in-process cluster if ``local_dask`` (tests only). Raises
-    :class:`~flightpipe.warehouse.checks.DataCheckError` when a data check fails.
-    """
+    """:func:`transform` then :func:`load_pending`, the two tasks of the transform and load
+    DAGs in one call (command line, tests, benchmarks); the result of the new batch."""
     settings = settings or get_settings()
-    t_start = time.perf_counter()
-    timings: dict[str, float] = {}
-    with connect(settings, "loader", autocommit=True) as lock_conn:
-        # Session-level lock: held across the transaction below, released on disconnect.
-        lock_conn.execute("SELECT pg_advisory_lock(%s)", [LOAD_LOCK_ID])
-        found = discover(settings, topics)
-        with lock_conn.cursor() as cur:
-            if abandoned := _close_abandoned(cur):
-                log.warning("closed %d load batch(es) whose loader died", abandoned)
-            done = set() if force else _loaded_paths(cur)
-            new = {t: [f for f in fs if f.rel not in done] for t, fs in found.items()}
-            all_new = [f for fs in new.values() for f in fs]
-            timings["discover"] = time.perf_counter() - t_start
-            if not all_new:
-                return LoadResult(batch_id=None, status="nothing to load", timings=timings)
-            tz_map = _tz_map(cur, new.get("airports", []))
-            cur.execute("SELECT faa_code FROM dw.dim_airport")
-            known_airports = {row[0] for row in cur.fetchall()}
-        batch_id = _open_batch(settings, force, len(all_new))
-        try:
-            t0 = time.perf_counter()
-            if client is not None:
-                result = graph.run(client, new, tz_map)
-            else:
-                with dask_client(settings, local_fallback=local_dask) as c:
-                    result = graph.run(c, new, tz_map)
-            timings["transform"] = time.perf_counter() - t0
-            counts = {t: out.counts for t, out in result.topics.items()}
-            with connect(settings, "loader") as conn, conn.cursor() as cur:
-                t0 = time.perf_counter()
-                _stage(cur, result, known_airports)
-                timings["copy"] = time.perf_counter() - t0
-                t0 = time.perf_counter()
-                changes, _bulk, quarantined = _run_steps(cur, batch_id)
-                timings["upsert"] = time.perf_counter() - t0
-                for topic, n in quarantined.items():
-                    if topic in counts:
-                        counts[topic]["loaded"] -= n
-                        counts[topic]["rejected"] += n
-                _record_files(cur, all_new, result.file_rows, batch_id)
-                _record_rejects(cur, result, batch_id)
-                totals = {
-                    k: sum(c[k] for c in counts.values())
-                    for k in ("landed", "duplicate", "loaded", "rejected")
-                }
-                cur.execute(
-                    "UPDATE meta.load_batches SET rows_in = %s, rows_duplicate = %s,"
-                    " rows_loaded = %s, rows_rejected = %s, rows_inserted = %s,"
-                    " rows_updated = %s, counts = %s, offsets = %s WHERE batch_id = %s",
-                    [
-                        totals["landed"],
-                        totals["duplicate"],
-                        totals["loaded"],
-                        totals["rejected"],
-                        sum(c["inserted"] for c in changes.values()),
-                        sum(c["updated"] for c in changes.values()),
-                        Jsonb({"topics": counts, "tables": changes}),
-                        Jsonb(_offsets(all_new)),
-                        batch_id,
-                    ],
-                )
-                t0 = time.perf_counter()
-                results = checks.run_checks(conn, batch_id)
-                timings["checks"] = time.perf_counter() - t0
-                bad = checks.failures(results)
-                if bad:
-                    conn.rollback()
-                    error = checks.DataCheckError(bad, batch_id)
-                    _fail_batch(settings, batch_id, str(error), results)
-                    raise error
-                checks.record_checks(conn, results, batch_id)
-                timings["total"] = time.perf_counter() - t_start
-                cur.execute(
-                    "UPDATE meta.load_batches SET status = 'succeeded', finished_at = now(),"
-                    " timings = %s WHERE batch_id = %s",
-                    [Jsonb({k: round(v, 3) for k, v in timings.items()}), batch_id],
-                )
-                conn.commit()
-        except checks.DataCheckError:
-            raise
-        except BaseException as exc:
-            _fail_batch(settings, batch_id, f"{type(exc).__name__}: {exc}")
-            raise
-    return LoadResult(
-        batch_id=batch_id,
-        status="succeeded",
-        files=len(all_new),
-        counts=counts,
-        changes=changes,
-        timings=timings,
-        checks=results,
-    )
-
-
-def transform_and_load(settings: Settings | None = None, *, force: bool = False) -> LoadResult:
-    """Entry point of the Airflow task: :func:`load` on the configured Dask scheduler."""
-    return load(settings, force=force)
+    batch = transform(settings, force=force, client=client, local_dask=local_dask, topics=topics)
+    results = load_pending(settings)
+    if batch is None or not results:
+        return LoadResult(batch_id=None, status="nothing to load")
+    return results[-1]

@@ -168,11 +168,11 @@ def land_batch(
     if table is not None:
         tmp = folder / f".{target.name}.{os.getpid()}.tmp"
         pq.write_table(table, tmp, compression="zstd")
-        _fsync(tmp)
+        fsync_path(tmp)
     _remove_stale(folder, first_offset, keep=target.name)
     if tmp is not None:
         os.replace(tmp, target)
-    _fsync(folder)
+    fsync_path(folder)
     return target if table is not None else None
 
 
@@ -188,7 +188,8 @@ def _remove_stale(folder: Path, first_offset: int, keep: str) -> None:
             entry.unlink(missing_ok=True)
 
 
-def _fsync(path: Path) -> None:
+def fsync_path(path: Path) -> None:
+    """fsync a file or a directory (a rename is durable once its folder is synced)."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)

@@ -568,7 +568,7 @@ class Recorder:
                     grid.append(shot)
             if ingest["state"] == "failed":
                 raise DemoError(f"flightpipe_ingest {run_id} failed; see the Airflow UI")
-            warehouse = self.downstream("flightpipe_warehouse", started)
+            warehouse = self.downstream("flightpipe_transform", started)
             if warehouse is not None and (
                 warehouse["state"] in ("running", "queued") or not state["dask"]
             ):
@@ -578,12 +578,12 @@ class Recorder:
             if ingest["state"] == "success" and warehouse and warehouse["state"] == "success":
                 return ingest, warehouse
             if warehouse and warehouse["state"] == "failed":
-                raise DemoError("the Asset-triggered flightpipe_warehouse run failed")
+                raise DemoError("the Asset-triggered flightpipe_transform run failed")
             return None
 
         self.log("recording the ingest Grid and the Dask dashboard ...")
         ingest, warehouse = self.wait_for(
-            "the ingest run and the warehouse run it triggers", poll, timeout=1200, every=1.0
+            "the ingest run and the transform run it triggers", poll, timeout=1200, every=1.0
         )
         # A few evenly spread Grid frames while running, then the finished Grid.
         page.wait_for_timeout(2500)
@@ -613,27 +613,31 @@ class Recorder:
 
         best = watch.pictures(dask, warehouse, lambda: self._path("dask"))
         page.bring_to_front()
-        caption = "Dask: la transformación del warehouse repartida entre 2 workers."
+        caption = "Dask: la transformación (flightpipe_transform) repartida entre 2 workers."
         for shot in best:
             self.add(shot, caption, 7 / len(best), "3")
         self.shots["dask"] = best[-1]
         return ingest, warehouse
 
-    def downstream_scenes(self, page: Page, warehouse: dict[str, Any]) -> dict[str, Any]:
-        wh_path = f"/dags/flightpipe_warehouse/runs/{quote(warehouse['dag_run_id'], safe='')}"
-        shot = self.airflow_shot(page, "warehouse-grid", wh_path, view="grid")
-        self.add(
-            shot,
-            "flightpipe_warehouse arrancó solo por el Asset: Dask → staging → upsert → checks.",
-            5,
-            "4",
-        )
-        after = _parse_time(warehouse.get("start_date")) or datetime.now().astimezone()
+    def downstream_scenes(self, page: Page, transform: dict[str, Any]) -> dict[str, Any]:
+        after = _parse_time(transform.get("start_date")) or datetime.now().astimezone()
         finished: dict[str, dict[str, Any]] = {}
 
         def done(dag_id: str) -> dict[str, Any] | None:
             run = self.downstream(dag_id, after)
             return run if run is not None and run["state"] in ("success", "failed") else None
+
+        warehouse = self.wait_for(
+            "the Asset-triggered flightpipe_load run", lambda: done("flightpipe_load"), 900
+        )
+        wh_path = f"/dags/flightpipe_load/runs/{quote(warehouse['dag_run_id'], safe='')}"
+        shot = self.airflow_shot(page, "warehouse-grid", wh_path, view="grid")
+        self.add(
+            shot,
+            "flightpipe_load arrancó solo por el Asset: staging → cuarentena → upsert → checks.",
+            5,
+            "4",
+        )
 
         self.log("waiting for the reports and ml runs ...")
         finished["flightpipe_reports"] = self.wait_for(

@@ -378,15 +378,21 @@ def _ingest_nodes(
 
 
 def _downstream_clusters(dot: graphviz.Digraph, settings: Settings, schemas: Sequence[str]) -> None:
-    """The warehouse DAG (Dask and the PostgreSQL schemas), the reports and the model."""
+    """The transform DAG (Dask, clean zone), the load DAG (the PostgreSQL schemas), the
+    reports and the model."""
     with _cluster(
-        dot, "warehouse", "DAG flightpipe_warehouse (Asset flightpipe_landing)", labeljust="l"
+        dot, "transform", "DAG flightpipe_transform (Asset flightpipe_landing)", labeljust="l"
     ) as box:
         dask = (
             f"Dask distributed\nscheduler externo\n+ {settings.dask_workers} workers: tipos,"
             " UTC,\ndedupe, join clima"
         )
         box.node("dask", label=label(dask), fillcolor="#efe6f7")
+        clean = "zona clean\nParquet por lote"
+        box.node("clean", label=label(clean), shape="folder", fillcolor="#fff4d6")
+    with _cluster(
+        dot, "load", "DAG flightpipe_load (Asset flightpipe_clean)", labeljust="l"
+    ) as box:
         title = "PostgreSQL (esquemas)"
         with _cluster(box, "pg", title, fill="#ffffff", color="#999999") as pg:
             for schema in schemas:
@@ -423,7 +429,7 @@ def _flow_edges(
         ["source", "reports", "model"],
         [*(f"producer/{r}" for r in roles), "schema/mart", "schema/meta", "schema/ml"],
         [*(f"topic/{s.name}" for s in inputs), "topic/dlq", "schema/dw"],
-        ["consumers", "schema/staging"],
+        ["consumers", "clean", "schema/staging"],
         ["landing", "dask"],
     ]
     for column in columns:
@@ -432,7 +438,8 @@ def _flow_edges(
     # Bottom row, right to left: written tail-first with dir=back, so the ranks run
     # backwards while the arrows still point the way the data goes.
     for src, dst, text in (
-        ("dask", "schema/staging", "COPY"),
+        ("dask", "clean", "Parquet"),
+        ("clean", "schema/staging", "COPY"),
         ("schema/staging", "schema/dw", "upsert"),
         ("schema/dw", "schema/mart", "vistas"),
         ("schema/dw", "schema/meta", "auditoría"),
