@@ -155,12 +155,14 @@ def _mount() -> None:
     and the demo video are developer tooling: ``flightpipe-tools``, not installed here.)"""
     from flightpipe.analytics.cli import app as analytics_app
     from flightpipe.ingest.cli import app as ingest_app
+    from flightpipe.ingest.dlq_cli import app as dlq_app
     from flightpipe.ml.cli import app as ml_app
     from flightpipe.warehouse.cli import app as warehouse_app
 
     for sub in (ingest_app, analytics_app, ml_app):
         app.registered_commands.extend(sub.registered_commands)
     app.add_typer(warehouse_app, name="db", help="The warehouse: migrate, load, check.")
+    app.add_typer(dlq_app, name="dlq", help="Dead letters: list, show, replay.")
 
 
 _mount()

@@ -343,3 +343,28 @@ def _next_block(settings: Settings) -> int:
     n = int(marker.read_text()) + 1 if marker.exists() else 0
     marker.write_text(str(n))
     return 100 * n
+
+
+def test_a_dead_letter_fixed_and_replayed_lands(pipe: Settings) -> None:
+    from flightpipe.ingest.dlq import dead_letters, replay
+
+    event = dict(_flight_dicts(60)[-1], flight=8765)
+    poison = _flight("to fix", dict(event, dep_delay=40_000), "dlq")
+    _cycle(pipe, [poison])
+    letters = [
+        d
+        for d in dead_letters(pipe, "flights")
+        if (d.source_partition, d.source_offset) == (poison.partition, poison.offset)
+    ]
+    assert len(letters) == 1 and letters[0].reason.startswith("schema:")
+    assert letters[0].value == poison.value
+    ((partition, offset),) = replay(pipe, letters, json.dumps(dict(event, dep_delay=7)).encode())
+    consume_member(pipe, until=snapshot(pipe), member="poison-0", timeout=180)
+    assert load(pipe).status == "succeeded"
+    with psycopg.connect(pipe.warehouse_dsn) as conn:
+        row = conn.execute(
+            "SELECT dep_delay_min FROM dw.fact_flight"
+            " WHERE src_topic = %s AND src_partition = %s AND src_offset = %s",
+            [pipe.topic("flights"), partition, offset],
+        ).fetchone()
+    assert row == (7,)

@@ -1,0 +1,114 @@
+"""The dead-letter topics: list, show and replay what the consumers refused.
+
+Each dead letter keeps the original key and value, with the reason and the source topic,
+partition and offset in its headers. A replay re-produces an event onto its source topic
+(optionally with its value replaced by a fixed one); the consumers then take it like any
+other event, and a replayed event that is still invalid simply goes back to the DLQ.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Final
+
+from confluent_kafka import Consumer, Producer, TopicPartition
+
+from flightpipe.contract import TOPICS
+from flightpipe.ingest.produce import producer_config
+from flightpipe.ingest.topics import ADMIN_TIMEOUT, IngestError, dlq_topic
+from flightpipe.settings import Settings
+
+POLL_SECONDS: Final = 5.0
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    topic: str  # logical source topic
+    dlq_offset: int
+    source_partition: int
+    source_offset: int
+    reason: str
+    key: bytes | None
+    value: bytes | None
+
+
+def _reader(settings: Settings) -> Consumer:
+    # Reads by assignment only: no group membership, nothing committed.
+    return Consumer(
+        {
+            "bootstrap.servers": settings.kafka_bootstrap,
+            "group.id": f"{settings.consumer_group}-dlq-reader",
+            "enable.auto.commit": False,
+        }
+    )
+
+
+def dead_letters(settings: Settings, topic: str) -> Iterator[DeadLetter]:
+    """Every dead letter of ``topic`` (logical name), oldest first."""
+    if topic not in TOPICS:
+        raise IngestError(f"unknown topic {topic!r}; use one of {', '.join(TOPICS)}")
+    consumer = _reader(settings)
+    try:
+        tp = TopicPartition(dlq_topic(settings.topic(topic)), 0)
+        low, high = consumer.get_watermark_offsets(tp, timeout=ADMIN_TIMEOUT)
+        if high <= low:
+            return
+        consumer.assign([TopicPartition(tp.topic, 0, low)])
+        position = low
+        while position < high:
+            batch = consumer.consume(500, timeout=POLL_SECONDS)
+            if not batch:
+                raise IngestError(f"{tp.topic}: no message at offset {position} of {high}")
+            for msg in batch:
+                if msg.error() is not None:
+                    continue
+                raw = msg.headers() or []
+                pairs = raw.items() if isinstance(raw, dict) else raw
+                headers = {
+                    k: v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v or "")
+                    for k, v in pairs
+                }
+                offset = msg.offset() or 0
+                position = offset + 1
+                yield DeadLetter(
+                    topic,
+                    offset,
+                    int(headers.get("source_partition", -1)),
+                    int(headers.get("source_offset", -1)),
+                    headers.get("error", ""),
+                    msg.key(),
+                    msg.value(),
+                )
+    finally:
+        consumer.close()
+
+
+def find(settings: Settings, topic: str, dlq_offset: int) -> DeadLetter:
+    for letter in dead_letters(settings, topic):
+        if letter.dlq_offset == dlq_offset:
+            return letter
+    raise IngestError(f"no dead letter at offset {dlq_offset} of {topic}.dlq")
+
+
+def replay(
+    settings: Settings, letters: list[DeadLetter], value: bytes | None = None
+) -> list[tuple[int, int]]:
+    """Re-produce ``letters`` onto their source topics (with ``value`` instead of theirs
+    when given); returns the (partition, offset) each landed at."""
+    producer = Producer(producer_config(settings, "dlq-replay"))
+    placed: list[tuple[int, int]] = []
+    errors: list[str] = []
+
+    def on_delivery(err: object, msg: object) -> None:
+        if err is not None:
+            errors.append(str(err))
+        else:
+            placed.append((msg.partition(), msg.offset()))  # type: ignore[attr-defined]
+
+    for letter in letters:
+        payload = value if value is not None else letter.value
+        producer.produce(settings.topic(letter.topic), payload, letter.key, on_delivery=on_delivery)
+    if producer.flush(ADMIN_TIMEOUT) > 0 or errors:
+        raise IngestError(f"replay not delivered: {errors or 'timed out'}")
+    return placed
