@@ -262,6 +262,18 @@ def test_catalogue_every_message_ends_in_exactly_one_place(pipe: Settings) -> No
     for m in good:
         assert delays[(m.partition, m.offset)] == json.loads(m.value or b"{}")["dep_delay"]
 
+    # The report counts the rejects per topic and reason.
+    from flightpipe.analytics.report import collect
+
+    with psycopg.connect(pipe.warehouse_dsn) as conn:
+        rejects = collect(conn)["rejects"]
+    per_topic: dict[str, int] = {}
+    for r in rejects:
+        per_topic[r["topic"]] = per_topic.get(r["topic"], 0) + r["rows"]
+    expected = {pipe.topic(t): sum(m.expect == "rejected" for m in messages if m.topic == t)
+                for t in ("flights", "weather")}  # fmt: skip
+    assert per_topic == expected
+
     # A second cycle with nothing new, and a forced reload, change nothing.
     before = _checksum(pipe)
     _cycle(pipe, [])

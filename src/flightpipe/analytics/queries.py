@@ -149,6 +149,14 @@ LIMIT 1
 """
 
 # The checks of the newest batch that ran any; on-demand checks (no batch) when newer.
+# Rows the transform or the load's quarantine set aside, per topic and reason, all batches.
+REJECTS_BY_REASON: Final = """
+SELECT topic, reason, count(*) AS rows, max(batch_id) AS last_batch
+FROM meta.rejected_rows
+GROUP BY topic, reason
+ORDER BY count(*) DESC, topic, reason
+"""
+
 LATEST_CHECKS: Final = """
 WITH latest AS (
     SELECT batch_id, max(checked_at) AS checked_at

@@ -112,6 +112,7 @@ def collect(conn: psycopg.Connection) -> dict[str, Any]:
         "batch": {k: _plain(v) for k, v in q.one(conn, q.LATEST_BATCH).items()},
         "checks": checks.to_dict("records"),
         "checks_failed": int((~checks["passed"].astype(bool)).sum()) if len(checks) else 0,
+        "rejects": q.frame(conn, q.REJECTS_BY_REASON).to_dict("records"),
         "model_runs": q.frame(conn, q.MODEL_RUNS, {"limit": 10}).to_dict("records"),
         "serving_model_run_id": model.model_run_id if model else None,
     }
