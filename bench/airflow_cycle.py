@@ -1,9 +1,9 @@
 """One full cycle through the live Airflow deployment, driven over its REST API.
 
-Trigger ``flightpipe_ingest`` with ``whole_year``, then wait for the ``flightpipe_warehouse``
-run its Asset starts, then for the ``flightpipe_reports`` and ``flightpipe_ml`` runs the
-warehouse Asset starts. This uses the deployment as it is (default topics, live warehouse),
-so it also measures Airflow's own cost: the time no task of the chain was running.
+Trigger ``flightpipe_ingest`` with ``whole_year``, then wait for the ``flightpipe_transform``
+and ``flightpipe_load`` runs its Assets start, then for the ``flightpipe_reports`` and
+``flightpipe_ml`` runs the warehouse Asset starts. This uses the deployment as it is
+(default topics, live warehouse), so it also measures Airflow's own cost: the time no task of the chain was running.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from bench.common import say
 from flightpipe.orchestration.airflow_api import DAG_IDS, AirflowApi, AirflowApiError
 from flightpipe.settings import Settings
 
-INGEST, WAREHOUSE, REPORTS, ML = DAG_IDS
+INGEST, TRANSFORM, WAREHOUSE, REPORTS, ML = DAG_IDS
 
 
 def available(settings: Settings) -> bool:
@@ -126,7 +126,7 @@ def run_cycle(settings: Settings, timeout: float = 480) -> dict[str, Any]:
     api.wait_for_dags(DAG_IDS, timeout=60)
     # Asset-triggered DAGs do not start while paused; restore what we changed afterwards.
     paused = {d: bool(api.request("GET", f"/dags/{d}")["is_paused"]) for d in DAG_IDS}
-    unpaused = [d for d in (WAREHOUSE, REPORTS, ML) if paused[d]]
+    unpaused = [d for d in (TRANSFORM, WAREHOUSE, REPORTS, ML) if paused[d]]
     for dag_id in unpaused:
         api.set_paused(dag_id, False)
     deadline = time.monotonic() + timeout
@@ -145,13 +145,21 @@ def run_cycle(settings: Settings, timeout: float = 480) -> dict[str, Any]:
             raise AirflowApiError(f"{INGEST} {run_id} ended {ingest['state']}")
         say(f"  airflow: ingest done after {(_ts(ingest['end_date']) - triggered).seconds} s")
         published = _end_of(api, INGEST, run_id, "publish_landing")
-        warehouse = _run_after(api, WAREHOUSE, published, deadline - time.monotonic())
+        transform = _run_after(api, TRANSFORM, published, deadline - time.monotonic())
+        cleaned = _end_of(api, TRANSFORM, transform["dag_run_id"], "transform")
+        warehouse = _run_after(api, WAREHOUSE, cleaned, deadline - time.monotonic())
         say(f"  airflow: warehouse {warehouse['state']}")
         loaded = _end_of(api, WAREHOUSE, warehouse["dag_run_id"], "publish_warehouse")
         reports = _run_after(api, REPORTS, loaded, deadline - time.monotonic())
         ml = _run_after(api, ML, loaded, deadline - time.monotonic())
         say(f"  airflow: reports {reports['state']}, ml {ml['state']}")
-        runs = {INGEST: ingest, WAREHOUSE: warehouse, REPORTS: reports, ML: ml}
+        runs = {
+            INGEST: ingest,
+            TRANSFORM: transform,
+            WAREHOUSE: warehouse,
+            REPORTS: reports,
+            ML: ml,
+        }
         result = _summarise(api, runs, triggered)
         result["states"] = {d: r["state"] for d, r in runs.items()}
         result["unpaused_for_the_run"] = unpaused

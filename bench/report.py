@@ -170,7 +170,8 @@ def _airflow(r: dict[str, Any]) -> list[str]:
         "## Whole year through Airflow (live deployment, REST API)",
         "",
         "Trigger `flightpipe_ingest` with `whole_year`, then the Asset-triggered "
-        "`flightpipe_warehouse`, then `flightpipe_reports` and `flightpipe_ml`. Uses the live "
+        "`flightpipe_transform` and `flightpipe_load`, then `flightpipe_reports` and "
+        "`flightpipe_ml`. Uses the live "
         "topics and warehouse (which may already hold these rows: then the upserts change "
         "nothing). Overhead = chain wall time − time during which at least one task of the "
         "chain was running (the gaps: queueing, scheduling, Asset hand-offs, task start-up).",
