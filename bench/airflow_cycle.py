@@ -3,7 +3,8 @@
 Trigger ``flightpipe_ingest`` with ``whole_year``, then wait for the ``flightpipe_transform``
 and ``flightpipe_load`` runs its Assets start, then for the ``flightpipe_reports`` and
 ``flightpipe_ml`` runs the warehouse Asset starts. This uses the deployment as it is
-(default topics, live warehouse), so it also measures Airflow's own cost: the time no task of the chain was running.
+(default topics, live warehouse), so it also measures Airflow's own cost: the time no task
+of the chain was running.
 """
 
 from __future__ import annotations
