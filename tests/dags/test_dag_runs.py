@@ -1,7 +1,9 @@
 """Each DAG run with ``dag.test()`` against the real services, on a private pipeline.
 
-The four runs build on each other (ingest lands a day, warehouse loads it, reports and ML
-read it), so they share one isolated database, topic prefix and data folder.
+The five runs build on each other (ingest lands a day, transform and load take it into the
+warehouse, reports and ML read it), so they share one isolated database, topic prefix and
+data folder. The cycle is poisoned: bad events wait on the topics before the ingest run, and
+every run must succeed all the same.
 """
 
 from __future__ import annotations
@@ -60,6 +62,30 @@ def _run(dagbag: Any, dag_id: str, **conf: Any) -> Any:
     return run
 
 
+def _poison(settings: Settings) -> None:
+    """Two events that cannot be decoded and one whose delay breaks a value rule, on the
+    topics before the ingest run produces the day."""
+    import json
+
+    import msgspec
+    from confluent_kafka import Producer
+
+    from flightpipe.contract.events import flight_key
+    from flightpipe.ingest.topics import ensure_topics
+    from flightpipe.source import ReplaySlice, flight_events
+
+    ensure_topics(settings)
+    event = json.loads(msgspec.json.encode(flight_events(ReplaySlice(DAY, 1), "EWR")[0]))
+    event.update(flight=9999, dep_delay=5000)
+    key = flight_key(DAY.year, DAY.month, DAY.day, event["carrier"], 9999, "EWR").encode()
+    producer = Producer({"bootstrap.servers": settings.kafka_bootstrap, "acks": "all"})
+    topic = settings.topic("flights")
+    producer.produce(topic, b'{"year": 2013, "dep_delay": ', key)
+    producer.produce(topic, json.dumps(dict(event, dep_delay=10**20)).encode(), key)
+    producer.produce(topic, json.dumps(event).encode(), key)
+    assert producer.flush(30) == 0
+
+
 def _source_day(nyc: Any, day: date) -> tuple[int, int]:
     f = nyc.flights
     f = f[(f.year == day.year) & (f.month == day.month) & (f.day == day.day)]
@@ -77,7 +103,11 @@ def _one(settings: Settings, query: str, params: Any = None) -> Any:
 def test_dag_runs_build_the_warehouse(isolated: Settings, dagbag: Any, nyc: Any) -> None:
     flights, cancelled = _source_day(nyc, DAY)
 
+    _poison(isolated)
     _run(dagbag, "flightpipe_ingest", start=DAY.isoformat(), days=1)
+    from flightpipe.ingest.topics import watermarks
+
+    assert watermarks(isolated, "flights.dlq") == {0: (0, 2)}
     landed = list((isolated.landing_dir / isolated.topic("flights")).rglob("*.parquet"))
     assert landed, "ingest landed no flight files"
     assert _one(isolated, "SELECT next_day FROM meta.replay_cursor") == date(2013, 1, 1)
@@ -94,6 +124,10 @@ def test_dag_runs_build_the_warehouse(isolated: Settings, dagbag: Any, nyc: Any)
     ) == (flights, cancelled)
     assert _one(isolated, "SELECT count(*) FROM dw.fact_flight") == flights
     assert _one(isolated, "SELECT count(*) FROM meta.check_results WHERE NOT passed") == 0
+    assert _one(isolated, "SELECT count(*), min(reason) FROM meta.rejected_rows") == (
+        1,
+        "flight.dep_delay_min_in_range",
+    )
 
     _run(dagbag, "flightpipe_reports")
     report = isolated.reports_dir / "latest" / "index.html"
