@@ -86,9 +86,13 @@ def isolated(stack: Settings, tmp_path_factory: pytest.TempPathFactory) -> Itera
         saved = {k: os.environ.get(k) for k in overrides}
         os.environ.update(overrides)
         get_settings.cache_clear()
+        private = Settings()
         try:
-            yield Settings()
+            yield private
         finally:
+            from flightpipe.ingest.topics import delete_topics
+
+            delete_topics(private)  # the private topics go with the pipeline
             for key, value in saved.items():
                 if value is None:
                     os.environ.pop(key, None)

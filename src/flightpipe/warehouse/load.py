@@ -470,10 +470,10 @@ def load(
     topics: Sequence[str] = TOPICS,
 ) -> LoadResult:
     """:func:`transform` then :func:`load_pending`, the two tasks of the transform and load
-    DAGs in one call (command line, tests, benchmarks); the result of the new batch."""
+    DAGs in one call (command line, tests, benchmarks); the result of the last batch loaded."""
     settings = settings or get_settings()
-    batch = transform(settings, force=force, client=client, local_dask=local_dask, topics=topics)
+    transform(settings, force=force, client=client, local_dask=local_dask, topics=topics)
     results = load_pending(settings)
-    if batch is None or not results:
+    if not results:
         return LoadResult(batch_id=None, status="nothing to load")
-    return results[-1]
+    return results[-1]  # batches load oldest first: the new one is the last
