@@ -56,6 +56,16 @@ def _parse(ts: str | None) -> datetime:
     return datetime.fromisoformat(ts.replace("Z", "+00:00"))
 
 
+def _task_start(api: AirflowApi, dag_id: str, run_id: str, task_id: str) -> datetime:
+    return _parse(
+        next(
+            ti["start_date"]
+            for ti in api.task_instances(dag_id, run_id)
+            if ti["task_id"] == task_id
+        )
+    )
+
+
 def _wait_for_run_after(api: AirflowApi, dag_id: str, after: datetime) -> dict[str, Any]:
     """The first Asset-triggered run of ``dag_id`` due after ``after``, once finished."""
     deadline = time.monotonic() + TIMEOUT
@@ -79,31 +89,13 @@ def _cycle(api: AirflowApi) -> dict[str, dict[str, Any]]:
     assert ingest["state"] == "success", ingest
     assert _parse(ingest["start_date"]) >= started
     # publish_landing updates the Asset as it ends; the warehouse run follows from that event.
-    published = _parse(
-        next(
-            ti["start_date"]
-            for ti in api.task_instances("flightpipe_ingest", run_id)
-            if ti["task_id"] == "publish_landing"
-        )
-    )
+    published = _task_start(api, "flightpipe_ingest", run_id, "publish_landing")
     transform = _wait_for_run_after(api, "flightpipe_transform", published)
     assert transform["state"] == "success", transform
-    cleaned = _parse(
-        next(
-            ti["start_date"]
-            for ti in api.task_instances("flightpipe_transform", transform["dag_run_id"])
-            if ti["task_id"] == "transform"
-        )
-    )
+    cleaned = _task_start(api, "flightpipe_transform", transform["dag_run_id"], "transform")
     warehouse = _wait_for_run_after(api, "flightpipe_load", cleaned)
     assert warehouse["state"] == "success", warehouse
-    loaded = _parse(
-        next(
-            ti["start_date"]
-            for ti in api.task_instances("flightpipe_load", warehouse["dag_run_id"])
-            if ti["task_id"] == "publish_warehouse"
-        )
-    )
+    loaded = _task_start(api, "flightpipe_load", warehouse["dag_run_id"], "publish_warehouse")
     reports = _wait_for_run_after(api, "flightpipe_reports", loaded)
     ml = _wait_for_run_after(api, "flightpipe_ml", loaded)
     assert (reports["state"], ml["state"]) == ("success", "success")

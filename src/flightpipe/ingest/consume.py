@@ -50,6 +50,8 @@ Snapshot = Mapping[str, Mapping[int, int] | Mapping[str, int]]
 TP = tuple[str, int]
 
 BATCH_SECONDS: Final = 1.0
+# What building a landing table from decoded events can raise on a value it cannot hold.
+_BUILD_ERRORS: Final = (pa.ArrowException, OverflowError, ValueError, TypeError)
 DONE_CHECK_EVERY: Final = 0.5
 
 
@@ -335,7 +337,7 @@ class LandingConsumer:
         offsets = [_offset(msg) for msg in messages]
         try:
             return build_table(tp, events, topic, partition, offsets, keys)
-        except (pa.ArrowException, OverflowError, ValueError, TypeError):
+        except _BUILD_ERRORS:
             return None
 
     def _table_one_by_one(self, topic: str, partition: int, messages: list[Message]) -> Any:
@@ -351,7 +353,7 @@ class LandingConsumer:
                         build_table(tp, [event], topic, partition, [_offset(msg)], [natural])
                     )
                     continue
-                except (pa.ArrowException, OverflowError, ValueError, TypeError) as exc:
+                except _BUILD_ERRORS as exc:
                     outcome = _Invalid(msg, f"landing: {type(exc).__name__}: {exc}")
             self._send_dlq(outcome)
         return pa.concat_tables(tables) if tables else None

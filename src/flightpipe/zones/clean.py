@@ -36,6 +36,8 @@ class CleanBatch:
     forced: bool
     files: list[LandedFile]
     transform_seconds: float
+    # topic -> landed, duplicates and the files it was read from, as the manifest says.
+    topics: dict[str, Any]
 
     @property
     def rels(self) -> set[str]:
@@ -86,6 +88,7 @@ def _batch(path: Path, manifest: dict[str, Any]) -> CleanBatch:
         bool(manifest["forced"]),
         files,
         float(manifest["transform_seconds"]),
+        manifest["topics"],
     )
 
 
@@ -103,10 +106,9 @@ def pending_batches(settings: Settings) -> list[CleanBatch]:
 
 def read_batch(batch: CleanBatch) -> TransformResult:
     """The transform's result as it was published."""
-    manifest = json.loads((batch.path / MANIFEST).read_text(encoding="utf-8"))
     by_rel = {f.rel: f for f in batch.files}
     result = TransformResult(seconds=batch.transform_seconds)
-    for topic, meta in manifest["topics"].items():
+    for topic, meta in batch.topics.items():
         files = [by_rel[rel] for rel in meta["files"]]
         result.topics[topic] = TopicOutput(
             staged=pd.read_parquet(batch.path / f"{topic}.staged.parquet"),
