@@ -82,6 +82,17 @@ class Settings(BaseSettings):
     consumers: int = Field(default=3, description="Members of the landing consumer group.")
     consumer_group: str = Field(default="flightpipe-landing", description="Consumer group id.")
     topic_prefix: str = Field(default="", description="Prefix for every topic name (tests).")
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        default="PLAINTEXT", description="Kafka client security.protocol (external clusters)."
+    )
+    kafka_sasl_mechanism: str = Field(
+        default="", description="Kafka SASL mechanism, e.g. SCRAM-SHA-512 (empty: no SASL)."
+    )
+    kafka_sasl_username: str = Field(default="", description="Kafka SASL user name.")
+    kafka_sasl_password: str = Field(default="", description="Kafka SASL password.")
+    kafka_ssl_ca_location: str = Field(
+        default="", description="CA file that signs the brokers' TLS certificates."
+    )
 
     # --- PostgreSQL --------------------------------------------------------------------
     pg_host: str = Field(default="127.0.0.1", description="Local PostgreSQL listen address.")

@@ -37,7 +37,7 @@ from confluent_kafka import (
 )
 
 from flightpipe.contract.events import Event, event_type
-from flightpipe.ingest import BATCH_MESSAGES, procs
+from flightpipe.ingest import BATCH_MESSAGES, kafka_clients, procs
 from flightpipe.ingest.topics import INPUT_TOPICS, IngestError, dlq_topic, watermarks
 from flightpipe.settings import Settings, get_settings
 from flightpipe.zones.landing import build_table, land_batch
@@ -71,18 +71,15 @@ def snapshot(
     return result
 
 
-def consumer_config(settings: Settings, member: str, static: bool = False) -> dict[str, Any]:
+def consumer_tuning(settings: Settings, member: str, static: bool = False) -> dict[str, Any]:
     """``static``: the member name is its identity in the group (static membership).
 
     A restarted static member takes its partitions back at once, without a rebalance or
     waiting for the dead one's session to expire; a second live process with the same name
     fences the first (the zombie gets a fatal error instead of writing).
     """
-    config = {
-        "bootstrap.servers": settings.kafka_bootstrap,
-        "group.id": settings.consumer_group,
+    config: dict[str, Any] = {
         "client.id": member,
-        "enable.auto.commit": False,
         "auto.offset.reset": "earliest",
         "partition.assignment.strategy": "cooperative-sticky",
         # Short session: partitions of a killed member move on within seconds.
@@ -157,7 +154,11 @@ class LandingConsumer:
                 for p, end in ends.items()
             }
         self._paused: set[TP] = set()
-        self._consumer = Consumer(consumer_config(settings, self.member, static=member is not None))
+        self._consumer = kafka_clients.consumer(
+            settings,
+            settings.consumer_group,
+            **consumer_tuning(settings, self.member, static=member is not None),
+        )
         self._dlq: Producer | None = None
         self._dlq_failed: str | None = None
 
@@ -361,14 +362,10 @@ class LandingConsumer:
     # --- dead letters ------------------------------------------------------------------------
     def _send_dlq(self, bad: _Invalid) -> None:
         if self._dlq is None:
-            self._dlq = Producer(
-                {
-                    "bootstrap.servers": self.settings.kafka_bootstrap,
-                    "client.id": f"{self.member}-dlq",
-                    "enable.idempotence": True,
-                    "acks": "all",
-                    "linger.ms": 20,
-                }
+            self._dlq = kafka_clients.producer(
+                self.settings,
+                f"{self.member}-dlq",
+                **{"enable.idempotence": True, "acks": "all", "linger.ms": 20},
             )
         msg = bad.msg
         topic = msg.topic() or ""

@@ -12,11 +12,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Final
 
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Consumer, TopicPartition
 
 from flightpipe.contract import TOPICS
-from flightpipe.ingest.produce import producer_config
-from flightpipe.ingest.topics import ADMIN_TIMEOUT, IngestError, dlq_topic
+from flightpipe.ingest import kafka_clients
+from flightpipe.ingest.kafka_clients import ADMIN_TIMEOUT, FLUSH_TIMEOUT
+from flightpipe.ingest.produce import PRODUCER_TUNING
+from flightpipe.ingest.topics import IngestError, dlq_topic
 from flightpipe.settings import Settings
 
 POLL_SECONDS: Final = 5.0
@@ -35,13 +37,7 @@ class DeadLetter:
 
 def _reader(settings: Settings) -> Consumer:
     # Reads by assignment only: no group membership, nothing committed.
-    return Consumer(
-        {
-            "bootstrap.servers": settings.kafka_bootstrap,
-            "group.id": f"{settings.consumer_group}-dlq-reader",
-            "enable.auto.commit": False,
-        }
-    )
+    return kafka_clients.consumer(settings, f"{settings.consumer_group}-dlq-reader")
 
 
 def dead_letters(settings: Settings, topic: str) -> Iterator[DeadLetter]:
@@ -96,7 +92,7 @@ def replay(
 ) -> list[tuple[int, int]]:
     """Re-produce ``letters`` onto their source topics (with ``value`` instead of theirs
     when given); returns the (partition, offset) each landed at."""
-    producer = Producer(producer_config(settings, "dlq-replay"))
+    producer = kafka_clients.producer(settings, "dlq-replay", **PRODUCER_TUNING)
     placed: list[tuple[int, int]] = []
     errors: list[str] = []
 
@@ -109,6 +105,6 @@ def replay(
     for letter in letters:
         payload = value if value is not None else letter.value
         producer.produce(settings.topic(letter.topic), payload, letter.key, on_delivery=on_delivery)
-    if producer.flush(ADMIN_TIMEOUT) > 0 or errors:
+    if producer.flush(FLUSH_TIMEOUT) > 0 or errors:
         raise IngestError(f"replay not delivered: {errors or 'timed out'}")
     return placed

@@ -20,7 +20,7 @@ from confluent_kafka import KafkaError, Message, Producer
 
 from flightpipe import source
 from flightpipe.contract.events import ORIGINS, Event
-from flightpipe.ingest import FLIGHT_ROLES, ROLES, procs
+from flightpipe.ingest import FLIGHT_ROLES, ROLES, kafka_clients, procs
 from flightpipe.ingest.topics import IngestError, ensure_topics
 from flightpipe.settings import Settings, get_settings
 from flightpipe.source import ReplayClock, ReplaySlice
@@ -44,21 +44,22 @@ class ProduceResult:
         return asdict(self)
 
 
-def producer_config(settings: Settings, client_id: str) -> dict[str, Any]:
-    return {
-        "bootstrap.servers": settings.kafka_bootstrap,
-        "client.id": client_id,
-        "enable.idempotence": True,
-        "acks": "all",
-        "compression.type": "lz4",
-        "linger.ms": 50,
-        "batch.size": 1_000_000,
-        "batch.num.messages": 100_000,
-        "queue.buffering.max.messages": 1_000_000,
-        "queue.buffering.max.kbytes": 1_048_576,
-        # Same key -> partition mapping as the Java clients, so any producer agrees.
-        "partitioner": "murmur2_random",
-    }
+# Throughput settings of the pipeline's producers; connection and auth come from kafka_clients.
+PRODUCER_TUNING: dict[str, Any] = {
+    "enable.idempotence": True,
+    "acks": "all",
+    "compression.type": "lz4",
+    "linger.ms": 50,
+    "batch.size": 1_000_000,
+    "batch.num.messages": 100_000,
+    "queue.buffering.max.messages": 1_000_000,
+    "queue.buffering.max.kbytes": 1_048_576,
+    # Same key -> partition mapping as the Java clients, so any producer agrees.
+    "partitioner": "murmur2_random",
+    # A message not acknowledged by then fails its delivery report and frees its queue slot,
+    # so the BufferError wait in send() and the final flush are bounded.
+    "delivery.timeout.ms": 120_000,
+}
 
 
 def producer_id(role: str) -> str:
@@ -94,7 +95,7 @@ def send(
     wall second); without, as fast as the broker takes them. Raises IngestError when any
     message was not delivered.
     """
-    producer = Producer(producer_config(settings, producer_id(role)))
+    producer = kafka_clients.producer(settings, producer_id(role), **PRODUCER_TUNING)
     delivery = _Delivery()
     encode = msgspec.json.Encoder().encode
     clock = ReplayClock(speed)
@@ -120,7 +121,7 @@ def send(
                 if now - last_report >= PROGRESS_EVERY:
                     last_report = now
                     log.info("%s: %d/%d sent (%.0f/s)", role, sent, total, sent / (now - started))
-    remaining = producer.flush(120)
+    remaining = producer.flush(kafka_clients.FLUSH_TIMEOUT)
     seconds = time.monotonic() - started
     result = ProduceResult(
         role=role,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -11,13 +10,15 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from flightpipe.contract import ENTITIES, TOPICS, partitions
+from flightpipe.ingest import kafka_clients
+from flightpipe.ingest.kafka_clients import ADMIN_TIMEOUT
 from flightpipe.settings import Settings
+from flightpipe.waiting import poll, retry_transient
 
 log = logging.getLogger(__name__)
 
 INPUT_TOPICS: Final = TOPICS
 DLQ_SUFFIX: Final = ".dlq"
-ADMIN_TIMEOUT: Final = 30.0
 _LEADERSHIP_ERRORS: Final = frozenset(
     {
         KafkaError.NOT_LEADER_FOR_PARTITION,
@@ -62,7 +63,7 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
 
 
 def admin(settings: Settings) -> AdminClient:
-    return AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
+    return kafka_clients.admin(settings)
 
 
 def ensure_topics(settings: Settings) -> list[str]:
@@ -104,21 +105,19 @@ def ensure_topics(settings: Settings) -> list[str]:
 def _wait_ready(client: AdminClient, names: list[str]) -> None:
     # A new topic is listed before its partitions have leaders; clients that touch it in
     # that window get NOT_LEADER errors.
-    deadline = time.monotonic() + ADMIN_TIMEOUT
-    while True:
+    def pending() -> list[str]:
         topics = client.list_topics(timeout=ADMIN_TIMEOUT).topics
-        pending = [
+        return [
             n
             for n in names
             if n not in topics
             or topics[n].error is not None
             or any(p.leader < 0 or p.error is not None for p in topics[n].partitions.values())
         ]
-        if not pending:
-            return
-        if time.monotonic() > deadline:
-            raise IngestError(f"topics not ready after {ADMIN_TIMEOUT:.0f} s: {pending}")
-        time.sleep(0.2)
+
+    left = poll(pending, until=lambda p: not p, timeout=ADMIN_TIMEOUT, interval=0.2)
+    if left:
+        raise IngestError(f"topics not ready after {ADMIN_TIMEOUT:.0f} s: {left}")
 
 
 def _check_partitions(client: AdminClient, specs: list[TopicSpec]) -> None:
@@ -155,13 +154,7 @@ def partitions_of(settings: Settings, topic: str) -> list[int]:
 
 
 def _offsets_consumer(settings: Settings) -> Consumer:
-    return Consumer(
-        {
-            "bootstrap.servers": settings.kafka_bootstrap,
-            "group.id": settings.consumer_group,
-            "enable.auto.commit": False,
-        }
-    )
+    return kafka_clients.consumer(settings, settings.consumer_group)
 
 
 def watermarks(settings: Settings, topic: str) -> dict[int, tuple[int, int]]:
@@ -174,20 +167,28 @@ def watermarks(settings: Settings, topic: str) -> dict[int, tuple[int, int]]:
         consumer.close()
 
 
+class _LeadershipMoved(Exception):
+    """A watermark request met a transient leadership change (new topic, broker restart)."""
+
+
 def _watermark(consumer: Consumer, topic: str, partition: int) -> tuple[int, int]:
-    deadline = time.monotonic() + ADMIN_TIMEOUT
-    while True:
+    def ask() -> tuple[int, int]:
         try:
             low, high = consumer.get_watermark_offsets(
                 TopicPartition(topic, partition), timeout=ADMIN_TIMEOUT
             )
-            return int(low), int(high)
         except KafkaException as exc:
-            # Leadership moves (new topic, broker restart) are transient: ask again.
-            transient = exc.args[0].retriable() or exc.args[0].code() in _LEADERSHIP_ERRORS
-            if not transient or time.monotonic() > deadline:
-                raise
-            time.sleep(0.2)
+            if exc.args[0].retriable() or exc.args[0].code() in _LEADERSHIP_ERRORS:
+                raise _LeadershipMoved(str(exc)) from exc
+            raise
+        return int(low), int(high)
+
+    try:
+        return retry_transient(
+            ask, on=(_LeadershipMoved,), attempts=60, timeout=ADMIN_TIMEOUT, max_wait=1.0
+        )
+    except _LeadershipMoved as exc:
+        raise IngestError(f"watermarks of {topic}[{partition}]: {exc}") from None
 
 
 def end_offsets(settings: Settings, topic: str) -> dict[int, int]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -10,6 +9,7 @@ import httpx
 
 from flightpipe.settings import Settings
 from flightpipe.stack import kafka, postgres
+from flightpipe.waiting import poll
 
 
 @dataclass(frozen=True)
@@ -43,7 +43,7 @@ def probe_airflow(base_url: str) -> str:
 def checks(settings: Settings) -> dict[str, Callable[[], str]]:
     return {
         "postgres": lambda: postgres.probe(settings.dsn("reader")),
-        "kafka": lambda: kafka.probe(settings.kafka_bootstrap),
+        "kafka": lambda: kafka.probe(settings),
         "dask": lambda: probe_dask(
             settings.dask_address,
             settings.dask_workers if settings.local_dask else 1,
@@ -65,9 +65,4 @@ def check_all(settings: Settings) -> list[Health]:
 
 
 def wait_healthy(service: str, probe: Callable[[], str], timeout: float) -> Health:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check(service, probe)
-        if result.ok or time.monotonic() > deadline:
-            return result
-        time.sleep(1.0)
+    return poll(lambda: check(service, probe), until=lambda h: h.ok, timeout=timeout)

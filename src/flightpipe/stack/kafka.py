@@ -181,8 +181,8 @@ def tool_command(settings: Settings, main_class: str, *args: str) -> list[str]:
     return _java(settings, main_class, *args)
 
 
-def probe(bootstrap: str) -> str:
-    from confluent_kafka.admin import AdminClient
+def probe(settings: Settings) -> str:
+    from flightpipe.ingest import kafka_clients
 
-    meta = AdminClient({"bootstrap.servers": bootstrap}).list_topics(timeout=5)
+    meta = kafka_clients.admin(settings).list_topics(timeout=5)
     return f"metadata ok, {len(meta.brokers)} broker(s), {len(meta.topics)} topic(s)"

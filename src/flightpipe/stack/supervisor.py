@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import shlex
 import subprocess
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -13,6 +12,7 @@ from flightpipe.settings import Settings
 from flightpipe.stack.airflow_env import venv_bin
 from flightpipe.stack.errors import StackError
 from flightpipe.stack.secrets import write_private
+from flightpipe.waiting import poll
 
 
 @dataclass(frozen=True)
@@ -136,13 +136,8 @@ def start_daemon(settings: Settings, programs: list[Program]) -> None:
     subprocess.run(
         [str(venv_bin() / "supervisord"), "-c", str(conf)], check=True, capture_output=True
     )
-    deadline = time.monotonic() + 15
-    while not is_running(settings):
-        if time.monotonic() > deadline:
-            raise StackError(
-                f"supervisord did not start; see {log_dir(settings) / 'supervisord.log'}"
-            )
-        time.sleep(0.2)
+    if not poll(lambda: is_running(settings), until=bool, timeout=15, interval=0.2):
+        raise StackError(f"supervisord did not start; see {log_dir(settings) / 'supervisord.log'}")
 
 
 def _status_lines(settings: Settings) -> list[list[str]]:
@@ -195,9 +190,8 @@ def shutdown(settings: Settings) -> None:
         ctl(settings, "stop", "all", check=False)
         ctl(settings, "shutdown", check=False)
         pid_file = settings.run_dir / "supervisord.pid"
-        deadline = time.monotonic() + 60
-        while pid_file.exists() and time.monotonic() < deadline:
-            time.sleep(0.2)
+        # Waits out the programs' own stop timeouts; past that, `down` reports what is left.
+        poll(pid_file.exists, until=lambda exists: not exists, timeout=60, interval=0.2)
 
 
 def tail_log(settings: Settings, program: str, lines: int = 25) -> str:
