@@ -124,6 +124,13 @@ class Settings(BaseSettings):
     database_url_reader: str | None = Field(
         default=None, description="External warehouse URL of the reader role."
     )
+    pg_connect_timeout: int = Field(
+        default=10, description="Seconds to wait for a PostgreSQL connection before failing."
+    )
+    lock_wait: int = Field(
+        default=600,
+        description="Seconds a transform or load waits for the one running before it to end.",
+    )
     airflow_db: str = Field(default="airflow", description="Airflow metadata database.")
     airflow_db_user: str = Field(default="airflow", description="Airflow metadata role.")
     airflow_db_password: str = Field(default="", description="Generated; secrets file.")
@@ -139,6 +146,9 @@ class Settings(BaseSettings):
     dask_workers: int = Field(default=2, description="Local Dask worker processes.")
     dask_threads: int = Field(default=1, description="Threads per local Dask worker.")
     dask_memory_limit: str = Field(default="3GiB", description="Memory limit per Dask worker.")
+    dask_compute_timeout: int = Field(
+        default=600, description="Seconds a transform may compute on Dask before it fails."
+    )
 
     # --- Airflow -----------------------------------------------------------------------
     airflow_port: int = Field(default=8080, description="Airflow API server / UI port.")

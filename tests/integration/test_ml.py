@@ -59,11 +59,12 @@ def scalar(settings: Settings, query: str, params: dict[str, object] | None = No
     return int(row[0])
 
 
-def test_predict_needs_a_registered_model(warehouse: Settings) -> None:
-    if scalar(warehouse, "SELECT count(*) FROM ml.model_runs"):
-        pytest.skip("a model is already registered in this module's warehouse")
-    with pytest.raises(NoModelError):
-        predict(warehouse)
+def test_predict_needs_a_registered_model(stack: Settings, tmp_path: Path) -> None:
+    # A warehouse of its own: the module's shared one has a model once `trained` has run.
+    for empty in throwaway_warehouse(stack, tmp_path, None):
+        assert scalar(empty, "SELECT count(*) FROM ml.model_runs") == 0
+        with pytest.raises(NoModelError):
+            predict(empty)
 
 
 def test_models_beat_the_trivial_baseline_on_later_months(trained: TrainResult) -> None:

@@ -38,9 +38,10 @@ from confluent_kafka import (
 
 from flightpipe.contract.events import Event, event_type
 from flightpipe.ingest import BATCH_MESSAGES, kafka_clients, procs
+from flightpipe.ingest.kafka_clients import ADMIN_TIMEOUT
 from flightpipe.ingest.topics import INPUT_TOPICS, IngestError, dlq_topic, watermarks
 from flightpipe.settings import Settings, get_settings
-from flightpipe.zones.landing import build_table, land_batch
+from flightpipe.zones.landing import build_table, clear_uncommitted, land_batch
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +104,12 @@ class MemberResult:
     commits: int = 0
     seconds: float = 0.0
     per_topic: dict[str, int] = field(default_factory=dict)
+    # Offsets this member will never read: retention deleted them before they were
+    # committed, or the group's offset lay past the end (a recreated topic) and was reset.
+    gaps: list[dict[str, Any]] = field(default_factory=list)
+    # Batches not landed because another member had committed past them (this one had lost
+    # the partition without noticing yet).
+    fenced: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -253,10 +260,37 @@ class LandingConsumer:
         return [m for m in group if _offset(m) < end]
 
     # --- rebalance ---------------------------------------------------------------------------
-    def _on_assign(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         # A (re)assigned partition starts unpaused; _take pauses it again if need be.
         self._paused.difference_update((tp.topic, tp.partition) for tp in partitions)
         log.info("%s: assigned %s", self.member, _names(partitions))
+        if not partitions:
+            return
+        for tp in consumer.committed(partitions, timeout=ADMIN_TIMEOUT):
+            committed = tp.offset if tp.offset >= 0 else 0
+            self._committed[(tp.topic, tp.partition)] = committed
+            removed = clear_uncommitted(
+                self.settings, self._base[tp.topic], tp.partition, committed
+            )
+            if removed:
+                log.info("%s: cleared %d uncommitted file(s) of %s[%d]", self.member, removed,
+                         tp.topic, tp.partition)  # fmt: skip
+            self._check_gap(consumer, tp.topic, tp.partition, tp.offset)
+
+    def _check_gap(self, consumer: Consumer, topic: str, partition: int, committed: int) -> None:
+        if committed < 0:
+            return  # nothing committed yet: the group starts at the earliest offset
+        low, high = consumer.get_watermark_offsets(
+            TopicPartition(topic, partition), timeout=ADMIN_TIMEOUT
+        )
+        if low <= committed <= high:
+            return
+        kind = "deleted before landing" if committed < low else "offset past the end, reset"
+        gap = {"topic": topic, "partition": partition, "committed": committed, "low": low,
+               "high": high, "kind": kind}  # fmt: skip
+        self.result.gaps.append(gap)
+        log.warning("%s: offset gap on %s[%d]: committed %d, log %d..%d (%s)", self.member,
+                    topic, partition, committed, low, high, kind)  # fmt: skip
 
     def _on_revoke(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
         # Land and commit what we hold for these partitions while we still own them; if that
@@ -281,10 +315,11 @@ class LandingConsumer:
     # --- one batch ---------------------------------------------------------------------------
     def _flush(self, keys: list[TP]) -> None:
         commits: list[TopicPartition] = []
+        owned = self._still_owned([k for k in keys if self._buffer.get(k)])
         for key in keys:
             messages = self._buffer.pop(key, [])
             self._buffered -= len(messages)
-            if messages:
+            if messages and key in owned:
                 commits.append(self._land(key, messages))
         if not commits:
             return
@@ -293,6 +328,27 @@ class LandingConsumer:
         if self._dlq_failed:
             raise IngestError(f"{self.member}: DLQ delivery failed: {self._dlq_failed}")
         self._commit(commits)
+
+    def _still_owned(self, keys: list[TP]) -> set[TP]:
+        """The partitions of ``keys`` whose group offset is still where this member left it.
+
+        A member that lost a partition without noticing yet (a long pause, a broker restart)
+        still holds a buffer; once another member has committed past it, landing it would
+        write a second copy of offsets the group already has. Such batches are dropped.
+        """
+        if not keys:
+            return set()
+        tps = [TopicPartition(topic, partition) for topic, partition in keys]
+        owned = set()
+        for tp in self._consumer.committed(tps, timeout=ADMIN_TIMEOUT):
+            key = (tp.topic, tp.partition)
+            if tp.offset <= self._committed.get(key, 0):
+                owned.add(key)
+                continue
+            self.result.fenced += 1
+            log.warning("%s: %s[%d] was committed to %d by another member; batch dropped",
+                        self.member, tp.topic, tp.partition, tp.offset)  # fmt: skip
+        return owned
 
     def _commit(self, offsets: list[TopicPartition]) -> None:
         """Commit synchronously; a refused commit is logged, not raised.

@@ -114,8 +114,13 @@ def run(
     client: Any,
     files: Mapping[str, Sequence[LandedFile]],
     tz_map: Mapping[str, str],
+    timeout: float | None = None,
 ) -> TransformResult:
-    """Execute the graph on ``client`` (a distributed.Client) in one round trip."""
+    """Execute the graph on ``client`` (a distributed.Client) in one round trip.
+
+    ``timeout`` bounds the computation (seconds); a worker that dies mid-graph is not a
+    failure, the scheduler reruns its tasks elsewhere, but a lost scheduler is.
+    """
     started = time.perf_counter()
     frames = build(files, tz_map)
     result = TransformResult()
@@ -123,7 +128,15 @@ def run(
         result.seconds = time.perf_counter() - started
         return result
     names = list(frames)
-    computed = client.compute([frames[n] for n in names], sync=True)
+    futures = client.compute([frames[n] for n in names])
+    ends = None if timeout is None else time.monotonic() + timeout
+    try:
+        computed = [f.result(timeout=None if ends is None else max(0.0, ends - time.monotonic()))
+                    for f in futures]  # fmt: skip
+    except TimeoutError:
+        client.cancel(futures)
+        raise TimeoutError(f"the Dask transform did not finish within {timeout:g} s") from None
+
     for topic, frame in zip(names, computed, strict=True):
         frame = frame.reset_index(drop=True)
         if topic != "weather":

@@ -15,10 +15,23 @@ import pyarrow.csv as pacsv
 from psycopg import sql
 
 from flightpipe.settings import DUTY_ROLE_USERS, Role, Settings
+from flightpipe.waiting import wait_until
 
 SQL_PACKAGE = "flightpipe.warehouse"
 # Any constant works; it only has to be the same for every loader of this warehouse.
 LOAD_LOCK_ID = 0x666C6967  # "flig"
+TRANSFORM_LOCK_ID = LOAD_LOCK_ID + 1  # one transform at a time, beside the loads
+
+# (statement_timeout, lock_timeout) in seconds per role. Generous for the batch duties (a
+# whole-year load takes seconds) but finite, so a hung statement or a lock queue behind a
+# stuck session fails the task, whose retry then starts clean. Readers serve people and
+# dashboards: short.
+ROLE_TIMEOUTS: dict[Role, tuple[int, int]] = {
+    "migrator": (600, 60),
+    "loader": (900, 60),
+    "ml": (900, 60),
+    "reader": (120, 10),
+}
 # Bytes per COPY message.
 COPY_CHUNK = 1 << 20
 
@@ -29,9 +42,48 @@ def connect(
     """The one way into the warehouse: a connection as ``role``, the smallest role a duty
     needs (loader: staging, dw and meta writes; ml: reads dw, writes ml; reader: SELECT for
     reports and shells; migrator: migrations and scratch databases only)."""
+    statement_s, lock_s = ROLE_TIMEOUTS[role]
+    options = f"-c statement_timeout={statement_s}s -c lock_timeout={lock_s}s"
+    kwargs.setdefault("connect_timeout", settings.pg_connect_timeout)
     return psycopg.connect(
-        settings.dsn(role), autocommit=autocommit, application_name=f"flightpipe-{role}", **kwargs
+        settings.dsn(role),
+        autocommit=autocommit,
+        application_name=f"flightpipe-{role}",
+        options=options,
+        **kwargs,
     )
+
+
+class LockTimeout(RuntimeError):
+    """Another session held an advisory lock past the wait allowed for it."""
+
+
+@contextmanager
+def advisory_lock(
+    conn: psycopg.Connection[Any], lock_id: int, *, what: str, timeout: float
+) -> Iterator[None]:
+    """Hold session-level advisory lock ``lock_id`` on ``conn`` (autocommit) for the block.
+
+    A try-lock polled up to ``timeout`` seconds, never an unbounded wait: a task stuck behind
+    another run fails with a message that names it, and its retry tries again.
+    """
+
+    def take() -> bool:
+        row = conn.execute("SELECT pg_try_advisory_lock(%s)", [lock_id]).fetchone()
+        return bool(row and row[0])
+
+    wait_until(
+        take,
+        what=f"the {what} lock (another {what} is running)",
+        timeout=timeout,
+        interval=0.5,
+        error=LockTimeout,
+    )
+    try:
+        yield
+    finally:
+        if not conn.closed:
+            conn.execute("SELECT pg_advisory_unlock(%s)", [lock_id])
 
 
 def psql_environment(settings: Settings, role: Role = "reader") -> dict[str, str]:

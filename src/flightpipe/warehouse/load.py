@@ -35,7 +35,14 @@ from flightpipe.settings import Settings, get_settings
 from flightpipe.transform import clean, graph
 from flightpipe.transform.client import dask_client
 from flightpipe.warehouse import checks
-from flightpipe.warehouse.db import LOAD_LOCK_ID, connect, copy_frame, load_steps
+from flightpipe.warehouse.db import (
+    LOAD_LOCK_ID,
+    TRANSFORM_LOCK_ID,
+    advisory_lock,
+    connect,
+    copy_frame,
+    load_steps,
+)
 from flightpipe.warehouse.rules import quarantine
 from flightpipe.zones.clean import (
     CleanBatch,
@@ -318,9 +325,6 @@ def _fail_batch(
         conn.commit()
 
 
-TRANSFORM_LOCK_ID = LOAD_LOCK_ID + 1  # one transform at a time, beside the loads
-
-
 def transform(
     settings: Settings | None = None,
     *,
@@ -337,8 +341,11 @@ def transform(
     or an in-process cluster if ``local_dask`` (tests only).
     """
     settings = settings or get_settings()
-    with connect(settings, "loader", autocommit=True) as conn, conn.cursor() as cur:
-        cur.execute("SELECT pg_advisory_lock(%s)", [TRANSFORM_LOCK_ID])
+    with (
+        connect(settings, "loader", autocommit=True) as conn,
+        advisory_lock(conn, TRANSFORM_LOCK_ID, what="transform", timeout=settings.lock_wait),
+        conn.cursor() as cur,
+    ):
         # Pending batches first, then the loaded files: a batch leaves the clean zone only
         # after its files are recorded, so no file slips between the two listings.
         taken = {rel for b in pending_batches(settings) for rel in b.rels}
@@ -349,10 +356,10 @@ def transform(
             return None
         tz_map = _tz_map(cur, new.get("airports", []))
         if client is not None:
-            result = graph.run(client, new, tz_map)
+            result = graph.run(client, new, tz_map, timeout=settings.dask_compute_timeout)
         else:
             with dask_client(settings, local_fallback=local_dask) as c:
-                result = graph.run(c, new, tz_map)
+                result = graph.run(c, new, tz_map, timeout=settings.dask_compute_timeout)
         return write_batch(settings, result, forced=force)
 
 
@@ -362,9 +369,11 @@ def load_pending(settings: Settings | None = None) -> list[LoadResult]:
     a data check fails (the batch stays pending)."""
     settings = settings or get_settings()
     results = []
-    with connect(settings, "loader", autocommit=True) as lock_conn:
-        # Session-level lock: held across the transactions below, released on disconnect.
-        lock_conn.execute("SELECT pg_advisory_lock(%s)", [LOAD_LOCK_ID])
+    with (
+        connect(settings, "loader", autocommit=True) as lock_conn,
+        # Session-level: held across the batch transactions below, released on disconnect.
+        advisory_lock(lock_conn, LOAD_LOCK_ID, what="load", timeout=settings.lock_wait),
+    ):
         with lock_conn.cursor() as cur:
             if abandoned := _close_abandoned(cur):
                 log.warning("closed %d load batch(es) whose loader died", abandoned)

@@ -46,8 +46,10 @@ def pending(settings: Settings | None = None) -> list[str]:
 
 
 def migrate(settings: Settings | None = None) -> list[str]:
-    """Apply every pending migration, then build the staging tables from the contract;
-    return the ids applied (empty when up to date)."""
+    """Apply every pending migration, then build the staging tables from the contract and
+    the current-state views and grants; return the migration ids applied (empty when up to
+    date)."""
+    from flightpipe.warehouse.current import apply_current
     from flightpipe.warehouse.db import connect
     from flightpipe.warehouse.staging import ensure_staging
 
@@ -61,5 +63,7 @@ def migrate(settings: Settings | None = None) -> list[str]:
     finally:
         backend.connection.close()
     with connect(settings, "migrator") as conn:
-        ensure_staging(conn)
+        rebuilt = ensure_staging(conn)
+        views = frozenset({"10_staging_views.sql"} if rebuilt else ())
+        apply_current(conn, force=views)
     return [m.id for m in todo]

@@ -2,8 +2,9 @@
 
 Staging is scratch space (UNLOGGED, emptied by every load), so its tables are not history
 to migrate: they are (re)created from each entity's declared staging columns whenever the
-catalog differs from the contract, and the resolved views over them
-(``sql/staging_views.sql``) follow. Called after every migration run; a no-op when current.
+catalog differs from the contract; the resolved views over them
+(``sql/current/10_staging_views.sql``) are then re-applied by :mod:`flightpipe.warehouse.current`.
+Called after every migration run; a no-op when current.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ import psycopg
 from psycopg import sql
 
 from flightpipe.contract import ENTITIES, Entity
-from flightpipe.warehouse.db import sql_file
 
 SCHEMA: Final = "staging"
 # Serialises concurrent rebuilds (two migrate runs at once); any constant of our own.
@@ -64,8 +64,8 @@ def stale_tables(cur: psycopg.Cursor[Any]) -> list[str]:
 
 
 def ensure_staging(conn: psycopg.Connection[Any]) -> list[str]:
-    """Rebuild the staging tables that differ from the contract, then the resolved views;
-    returns the tables rebuilt. Commits."""
+    """Rebuild the staging tables that differ from the contract (dropping the resolved
+    views over them, which the caller re-applies); returns the tables rebuilt. Commits."""
     with conn.transaction(), conn.cursor() as cur:
         cur.execute("SELECT pg_advisory_xact_lock(%s)", [STAGING_LOCK_ID])
         stale = stale_tables(cur)
@@ -86,5 +86,4 @@ def ensure_staging(conn: psycopg.Connection[Any]) -> list[str]:
                     ),
                 )
             )
-        cur.execute(sql_file("staging_views.sql"))
     return stale

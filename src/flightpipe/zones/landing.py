@@ -158,34 +158,43 @@ def land_batch(
 ) -> Path | None:
     """Make ``table`` the durable landing of offsets ``first..last`` of one partition.
 
-    ``table`` is None when every message of the range went to the DLQ; stale files of
-    the range are removed all the same.
+    ``table`` is None when every message of the range went to the DLQ: nothing is written.
+    Nothing else is removed here; leftovers of an earlier owner are cleared when the
+    partition is assigned (:func:`clear_uncommitted`), by the committed offset.
     """
+    if table is None:
+        return None
     folder = partition_dir(settings, topic, partition)
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / file_name(first_offset, last_offset)
-    tmp: Path | None = None
-    if table is not None:
-        tmp = folder / f".{target.name}.{os.getpid()}.tmp"
-        pq.write_table(table, tmp, compression="zstd")
-        fsync_path(tmp)
-    _remove_stale(folder, first_offset, keep=target.name)
-    if tmp is not None:
-        os.replace(tmp, target)
+    tmp = folder / f".{target.name}.{os.getpid()}.tmp"
+    pq.write_table(table, tmp, compression="zstd")
+    fsync_path(tmp)
+    os.replace(tmp, target)
     fsync_path(folder)
-    return target if table is not None else None
+    return target
 
 
-def _remove_stale(folder: Path, first_offset: int, keep: str) -> None:
-    # Files at or after `first_offset` were never committed (we are re-reading them), and so
-    # are temp files of other processes: a partition has one owner at a time.
+def clear_uncommitted(settings: Settings, topic: str, partition: int, committed: int) -> int:
+    """Remove the files of a partition that reach its ``committed`` offset or beyond, and
+    temp files; returns how many. Called by the partition's new owner at assignment.
+
+    Such files were written by an owner that died or lost the partition before committing
+    them; the new owner reads those offsets again. Files wholly below the committed offset
+    are the group's record and are never touched.
+    """
+    folder = partition_dir(settings, topic, partition)
+    if not folder.exists():
+        return 0
+    removed = 0
     for entry in folder.iterdir():
-        if entry.name.endswith(".tmp") and not entry.name.endswith(f".{os.getpid()}.tmp"):
-            entry.unlink(missing_ok=True)
-            continue
         match = _FILE_RE.match(entry.name)
-        if match and entry.name != keep and int(match.group(2)) >= first_offset:
+        if entry.name.endswith(".tmp") or (match and int(match.group(2)) >= committed):
             entry.unlink(missing_ok=True)
+            removed += 1
+    if removed:
+        fsync_path(folder)
+    return removed
 
 
 def fsync_path(path: Path) -> None:

@@ -1,10 +1,13 @@
--- Resolved views over the staging tables (applied after every migration run, when the
--- staging tables are (re)built from the contract): staging rows with surrogate keys looked
+-- Resolved views over the staging tables. Current state, not history: applied after every
+-- migration run when this file changes or the staging tables were rebuilt from the contract
+-- (flightpipe.warehouse.current). Staging rows with surrogate keys looked
 -- up and values cast to the exact dw column types, so the guarded upserts compare like with
 -- like (a float compared with a numeric would always look changed). Unknown codes fall back
 -- to member 0, never dropped. Staging keeps UTC instants as naive timestamps (binary COPY of
 -- naive values is faster); the views turn them back into timestamptz.
-CREATE OR REPLACE VIEW staging.flights_resolved AS
+DROP VIEW IF EXISTS staging.flights_resolved, staging.weather_resolved;
+
+CREATE VIEW staging.flights_resolved AS
 SELECT
     (s.year * 10000 + s.month * 100 + s.day)::integer AS date_key,
     COALESCE(a.airline_key, 0::smallint) AS airline_key,
@@ -36,7 +39,7 @@ LEFT JOIN dw.fact_weather_hourly AS w
     ON w.airport_key = o.airport_key AND w.observed_at = s.weather_hour AT TIME ZONE 'UTC';
 COMMENT ON VIEW staging.flights_resolved IS 'staging.flights with dimension keys resolved and dw types; weather falls back to dw.fact_weather_hourly when the batch had none for that hour.';
 
-CREATE OR REPLACE VIEW staging.weather_resolved AS
+CREATE VIEW staging.weather_resolved AS
 SELECT
     COALESCE(o.airport_key, 0::smallint) AS airport_key,
     s.observed_at AT TIME ZONE 'UTC' AS observed_at,
