@@ -9,7 +9,7 @@ VENV := .venv
 FP := $(VENV)/bin/flightpipe
 PYTEST_ARGS ?=
 
-.PHONY: help up down status clean psql password test lint unit bench docs video demo
+.PHONY: help up down status clean psql password test lint unit chaos bench docs video demo
 
 help: ## Show the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -51,6 +51,9 @@ lint: $(VENV)/.synced ## ruff (lint + format check), mypy and deptry (declared =
 
 unit: $(VENV)/.synced ## Tests that need no services, Airflow or secrets (< 1 min)
 	$(VENV)/bin/pytest tests/unit -p no:cacheprovider $(PYTEST_ARGS)
+
+chaos: $(VENV)/.synced ## Fault tests: kill a broker, the postmaster, a Dask worker, ... mid-run
+	$(VENV)/bin/pytest tests/faults -m faults -p no:cacheprovider $(PYTEST_ARGS)
 
 test: lint ## Lint, type-check and run all tests (starts the stack when it is not running)
 	$(VENV)/bin/pytest $(PYTEST_ARGS)

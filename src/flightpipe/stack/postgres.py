@@ -180,7 +180,7 @@ def _ensure_database(conn: psycopg.Connection[Any], database: str, owner: str) -
             )
         )
     # Only the owner and the roles granted CONNECT may open a session in it (the warehouse's
-    # migration 0021 does the same for scratch databases and adds TEMPORARY by duty).
+    # sql/current/30_grants.sql does the same for scratch databases and adds TEMPORARY by duty).
     conn.execute(
         sql.SQL("REVOKE CONNECT, TEMPORARY ON DATABASE {} FROM PUBLIC").format(
             sql.Identifier(database)

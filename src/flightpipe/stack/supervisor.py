@@ -151,6 +151,14 @@ def statuses(settings: Settings) -> dict[str, str]:
     return {p[0].split(":")[-1]: p[1] for p in _status_lines(settings) if len(p) >= 2}
 
 
+def pid(settings: Settings, program: str) -> int | None:
+    """The process id of a running program, None when it is not running."""
+    for parts in _status_lines(settings):
+        if len(parts) >= 4 and parts[0].split(":")[-1] == program and parts[1] == "RUNNING":
+            return int(parts[3].rstrip(","))
+    return None
+
+
 def _pss(proc: Any) -> int:
     try:
         return int(proc.memory_full_info().pss)
