@@ -13,11 +13,10 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-import httpx
-
 from bench.common import say
 from flightpipe.orchestration.airflow_api import DAG_IDS, AirflowApi, AirflowApiError
 from flightpipe.settings import Settings
+from flightpipe.waiting import poll, wait_until
 
 INGEST, TRANSFORM, WAREHOUSE, REPORTS, ML = DAG_IDS
 
@@ -26,7 +25,7 @@ def available(settings: Settings) -> bool:
     """True when the API answers and our login works."""
     try:
         AirflowApi(settings, timeout=5).dag_ids()
-    except (httpx.HTTPError, AirflowApiError, KeyError):
+    except AirflowApiError:
         return False
     return True
 
@@ -43,15 +42,16 @@ def _queued(run: dict[str, Any]) -> datetime:
 
 def _run_after(api: AirflowApi, dag_id: str, after: datetime, timeout: float) -> dict[str, Any]:
     """The first run of ``dag_id`` queued at or after ``after`` (an Asset event), finished."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        runs = [r for r in api.runs(dag_id, limit=20) if _queued(r) >= after]
-        if runs:
-            first = min(runs, key=_queued)
-            left = max(1.0, deadline - time.monotonic())
-            return api.wait_for_run(dag_id, first["dag_run_id"], timeout=left)
-        time.sleep(1)
-    raise AirflowApiError(f"no {dag_id} run was queued after {after.isoformat()}")
+    started = time.monotonic()
+    runs = wait_until(
+        lambda: [r for r in api.runs(dag_id, limit=20) if _queued(r) >= after],
+        what=f"a {dag_id} run queued after {after.isoformat()}",
+        timeout=timeout,
+        error=AirflowApiError,
+    )
+    first = min(runs, key=_queued)
+    left = max(1.0, timeout - (time.monotonic() - started))
+    return api.wait_for_run(dag_id, first["dag_run_id"], timeout=left)
 
 
 def _end_of(api: AirflowApi, dag_id: str, run_id: str, task_id: str) -> datetime:
@@ -126,7 +126,7 @@ def run_cycle(settings: Settings, timeout: float = 480) -> dict[str, Any]:
     api = AirflowApi(settings)
     api.wait_for_dags(DAG_IDS, timeout=60)
     # Asset-triggered DAGs do not start while paused; restore what we changed afterwards.
-    paused = {d: bool(api.request("GET", f"/dags/{d}")["is_paused"]) for d in DAG_IDS}
+    paused = {d: bool(api.dag(d)["is_paused"]) for d in DAG_IDS}
     unpaused = [d for d in (TRANSFORM, WAREHOUSE, REPORTS, ML) if paused[d]]
     for dag_id in unpaused:
         api.set_paused(dag_id, False)
@@ -137,8 +137,12 @@ def run_cycle(settings: Settings, timeout: float = 480) -> dict[str, Any]:
         say(f"  airflow: triggered {INGEST} {run_id}")
         if paused[INGEST]:
             # A manual run of a paused DAG may stay queued; unpause only if it does.
-            time.sleep(15)
-            if api.run(INGEST, run_id)["state"] == "queued":
+            state = poll(
+                lambda: api.run(INGEST, run_id)["state"],
+                until=lambda s: s != "queued",
+                timeout=15,
+            )
+            if state == "queued":
                 unpaused.append(INGEST)
                 api.set_paused(INGEST, False)
         ingest = api.wait_for_run(INGEST, run_id, timeout=deadline - time.monotonic())
@@ -169,5 +173,5 @@ def run_cycle(settings: Settings, timeout: float = 480) -> dict[str, Any]:
         for dag_id in unpaused:
             try:
                 api.set_paused(dag_id, True)
-            except (httpx.HTTPError, AirflowApiError) as exc:
+            except AirflowApiError as exc:
                 say(f"warning: could not pause {dag_id} again: {exc}")

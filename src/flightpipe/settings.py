@@ -154,6 +154,11 @@ class Settings(BaseSettings):
     airflow_port: int = Field(default=8080, description="Airflow API server / UI port.")
     airflow_admin_user: str = Field(default="admin", description="Airflow UI login.")
     airflow_admin_password: str = Field(default="", description="Generated; secrets file.")
+    airflow_reader_user: str = Field(
+        default="flightpipe-timings",
+        description="Airflow API login with the viewer role (the timings teardown reads runs).",
+    )
+    airflow_reader_password: str = Field(default="", description="Generated; secrets file.")
     airflow_parallelism: int = Field(default=4, description="Airflow core.parallelism.")
     airflow_url: str | None = Field(default=None, description="External Airflow API base URL.")
 

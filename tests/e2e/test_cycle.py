@@ -8,7 +8,6 @@ must leave that slice's rows exactly as they were.
 
 from __future__ import annotations
 
-import time
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -17,6 +16,7 @@ import pytest
 
 from flightpipe.orchestration.airflow_api import DAG_IDS, AirflowApi
 from flightpipe.settings import Settings
+from flightpipe.waiting import wait_until
 
 pytestmark = [pytest.mark.services, pytest.mark.slow]
 
@@ -68,18 +68,19 @@ def _task_start(api: AirflowApi, dag_id: str, run_id: str, task_id: str) -> date
 
 def _wait_for_run_after(api: AirflowApi, dag_id: str, after: datetime) -> dict[str, Any]:
     """The first Asset-triggered run of ``dag_id`` due after ``after``, once finished."""
-    deadline = time.monotonic() + TIMEOUT
-    while time.monotonic() < deadline:
-        runs = [
+    runs = wait_until(
+        lambda: [
             r
             for r in api.runs(dag_id, limit=20)
             if r["run_type"] == "asset_triggered" and _parse(r["run_after"]) >= after
-        ]
-        if runs:
-            first = min(runs, key=lambda r: _parse(r["run_after"]))
-            return api.wait_for_run(dag_id, first["dag_run_id"], timeout=TIMEOUT)
-        time.sleep(2)
-    raise AssertionError(f"no {dag_id} run was triggered after {after}")
+        ],
+        what=f"an asset-triggered {dag_id} run after {after}",
+        timeout=TIMEOUT,
+        interval=2,
+        error=AssertionError,
+    )
+    first = min(runs, key=lambda r: _parse(r["run_after"]))
+    return api.wait_for_run(dag_id, first["dag_run_id"], timeout=TIMEOUT)
 
 
 def _cycle(api: AirflowApi) -> dict[str, dict[str, Any]]:

@@ -10,7 +10,7 @@ INGEST = "flightpipe_ingest"
 
 def start_cycle(settings: Settings, timeout: float = 180) -> str | None:
     """Unpause every flightpipe DAG; trigger ingest once if it never ran. Returns the run id."""
-    api = AirflowApi(settings)
+    api = AirflowApi(settings, identity="admin")
     api.wait_for_dags(DAG_IDS, timeout=timeout)
     for dag_id in DAG_IDS:
         api.set_paused(dag_id, False)

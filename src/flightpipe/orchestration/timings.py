@@ -39,8 +39,12 @@ def finished_rows(task_instances: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def record_task_runs(settings: Settings, dag_id: str, run_id: str) -> int:
-    """Store the finished task instances of one run; safe to call again (upsert)."""
-    rows = finished_rows(AirflowApi(settings).task_instances(dag_id, run_id))
+    """Store the finished task instances of one run; safe to call again (upsert).
+
+    Reads as the viewer login: this teardown runs in every DAG, and only needs to read.
+    """
+    with AirflowApi(settings, identity="reader") as api:
+        rows = finished_rows(api.task_instances(dag_id, run_id))
     if rows:
         with connect(settings, "loader") as conn, conn.cursor() as cur:
             cur.executemany(UPSERT, rows)

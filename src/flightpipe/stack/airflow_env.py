@@ -24,6 +24,31 @@ def venv_bin() -> Path:
     return Path(sys.executable).parent
 
 
+def api_logins(settings: Settings) -> list[tuple[str, str, str]]:
+    """(user, role, password) of every login of the simple auth manager.
+
+    The admin changes things (unpause, trigger); the reader is a viewer, so a leaked token of
+    the timings teardown, which runs inside every DAG, can read runs but change nothing.
+    """
+    logins = [
+        (settings.airflow_admin_user, "admin", settings.airflow_admin_password),
+        (settings.airflow_reader_user, "viewer", settings.airflow_reader_password),
+    ]
+    names = [user for user, _, _ in logins]
+    if len(set(names)) != len(names):
+        raise StackError(f"the Airflow logins need distinct user names, got {names}")
+    for user in names:
+        # The users setting is "user:role" pairs joined by commas.
+        if not user or any(c in user for c in ":,") or user != user.strip():
+            raise StackError(f"Airflow user name {user!r}: not empty or padded, no ':' or ','")
+    return logins
+
+
+def auth_manager_users(settings: Settings) -> str:
+    """The value of AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS."""
+    return ",".join(f"{user}:{role}" for user, role, _ in api_logins(settings))
+
+
 def environment(settings: Settings, secrets: dict[str, str]) -> dict[str, str]:
     home = airflow_home(settings)
     base = settings.airflow_base_url
@@ -37,7 +62,7 @@ def environment(settings: Settings, secrets: dict[str, str]) -> dict[str, str]:
         "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{base}/execution/",
         "AIRFLOW__CORE__FERNET_KEY": secrets["AIRFLOW_FERNET_KEY"],
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{settings.airflow_admin_user}:admin",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": auth_manager_users(settings),
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(home / "passwords.json"),
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": settings.airflow_dsn,
         "AIRFLOW__DATABASE__SQL_ALCHEMY_POOL_SIZE": "3",
@@ -65,7 +90,9 @@ def environment(settings: Settings, secrets: dict[str, str]) -> dict[str, str]:
 def write_passwords_file(settings: Settings) -> None:
     home = airflow_home(settings)
     home.mkdir(parents=True, exist_ok=True)
-    passwords = {settings.airflow_admin_user: settings.airflow_admin_password}
+    # Every login gets its generated password here; one missing from the file would get a
+    # random one from Airflow, printed to the API server's log.
+    passwords = {user: password for user, _, password in api_logins(settings)}
     write_private(home / "passwords.json", json.dumps(passwords))
 
 
