@@ -87,7 +87,7 @@ def _growth(samples: list[dict[str, Any]], skip: int = 2) -> dict[str, float]:
 
 
 def soak(settings: Settings, minutes: float) -> dict[str, Any]:
-    api = AirflowApi(settings)
+    api = AirflowApi(settings, identity="reader")  # reads only: the viewer login
     started = datetime.now(UTC)
     end = time.monotonic() + minutes * 60
     samples = [_sample(settings, 0)]

@@ -39,3 +39,17 @@ def test_the_command_line_loads_without_the_tooling() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_the_pipeline_never_needs_the_local_installer() -> None:
+    # flightpipe.stack starts local services for `make up`; a cluster that runs the pipeline
+    # against its own Kafka, PostgreSQL and Dask never executes it. Only the command line
+    # (its up/down/status verbs) may import it.
+    offenders = sorted(
+        f"{path.relative_to(RUNTIME)}: {module}"
+        for path in RUNTIME.rglob("*.py")
+        if path != RUNTIME / "cli.py" and "stack" not in path.relative_to(RUNTIME).parts
+        for module in _imported_modules(path)
+        if module.startswith("flightpipe.stack")
+    )
+    assert not offenders, offenders

@@ -1,0 +1,76 @@
+"""The Airflow scheduler SIGKILLed while a triggered cycle runs; the cycle still completes.
+
+Runs in the deployment `make up` started (live warehouse, default topics), like the e2e
+test, on a day of its own. Supervisor restarts the scheduler; the tasks it had started run
+on or are retried, and the day's flights in the warehouse equal the source's.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+import psycopg
+import pytest
+
+from flightpipe.orchestration.airflow_api import AirflowApi
+from flightpipe.settings import Settings
+from flightpipe.waiting import wait_until
+
+try:  # the tests folders may or may not be packages
+    from .conftest import kill, program_pid, wait_until_healthy
+except ImportError:
+    from conftest import kill, program_pid, wait_until_healthy
+
+pytestmark = [pytest.mark.services, pytest.mark.faults, pytest.mark.timeout(1500)]
+
+DAY = date(2013, 10, 22)  # away from the class-mode cursor and from the e2e test's day
+TIMEOUT = 1200
+
+
+def _parse(ts: str) -> datetime:
+    return datetime.fromisoformat(ts.replace("Z", "+00:00"))
+
+
+def _running_tasks(api: AirflowApi, run_id: str) -> list[str]:
+    tis = api.task_instances("flightpipe_ingest", run_id)
+    return [ti["task_id"] for ti in tis if ti["state"] == "running"]
+
+
+def test_scheduler_killed_during_a_cycle(stack: Settings, nyc: Any) -> None:
+    api = AirflowApi(stack)
+    run_id = api.trigger("flightpipe_ingest", {"start": DAY.isoformat(), "days": 1})
+    wait_until(lambda: _running_tasks(api, run_id), what="an ingest task running",
+               timeout=TIMEOUT, interval=0.5)  # fmt: skip
+    kill(program_pid(stack, "airflow-scheduler"))
+    wait_until_healthy(stack)
+
+    ingest = api.wait_for_run("flightpipe_ingest", run_id, timeout=TIMEOUT)
+    assert ingest["state"] == "success", ingest
+    ended = _parse(ingest["end_date"])
+    load = wait_until(
+        lambda: [
+            r
+            for r in api.runs("flightpipe_load", limit=20)
+            if r["state"] == "success" and r.get("start_date") and _parse(r["start_date"]) > ended
+        ],
+        what="a successful load run after the ingest run",
+        timeout=TIMEOUT,
+        interval=2,
+        error=AssertionError,
+    )
+    assert load
+
+    f = nyc.flights
+    day = f[(f.year == DAY.year) & (f.month == DAY.month) & (f.day == DAY.day)]
+    with psycopg.connect(stack.dsn("reader")) as conn:
+        loaded = conn.execute(
+            "SELECT count(*), count(*) FILTER (WHERE f.is_cancelled) FROM dw.fact_flight f"
+            " JOIN dw.dim_date d USING (date_key) WHERE d.full_date = %s",
+            [DAY],
+        ).fetchone()
+        stuck = conn.execute(
+            "SELECT count(*) FROM meta.load_batches WHERE status = 'running'"
+        ).fetchone()
+    assert loaded == (len(day), int(day.dep_time.isna().sum()))
+    assert stuck == (0,)
