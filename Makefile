@@ -53,7 +53,7 @@ unit: $(VENV)/.synced ## Tests that need no services, Airflow or secrets (< 1 mi
 	$(VENV)/bin/pytest tests/unit -p no:cacheprovider $(PYTEST_ARGS)
 
 chaos: $(VENV)/.synced ## Fault tests: kill a broker, the postmaster, a Dask worker, ... mid-run
-	$(VENV)/bin/pytest tests/faults -m faults -p no:cacheprovider $(PYTEST_ARGS)
+	$(VENV)/bin/pytest tests/faults -m "faults or cluster" -p no:cacheprovider $(PYTEST_ARGS)
 
 test: lint ## Lint, type-check and run all tests (starts the stack when it is not running)
 	$(VENV)/bin/pytest $(PYTEST_ARGS)

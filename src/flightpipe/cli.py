@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from flightpipe.cli_support import OneLineErrors
-from flightpipe.settings import get_settings
+from flightpipe.settings import Settings, get_settings
 from flightpipe.stack.errors import StackError
 
 app = typer.Typer(
@@ -98,8 +98,35 @@ def status() -> None:
         table.add_row(item.service, proc_text, f"{rss / 2**20:,.0f} MiB", mark, item.detail)
     console.print(table)
     console.print(f"Resident memory of the whole stack: {sum(memory.values()) / 2**30:.2f} GiB")
+    _print_kafka(settings)
     if not all(p.ok for p in probes):
         raise typer.Exit(code=1)
+
+
+def _print_kafka(settings: Settings) -> None:
+    from flightpipe.stack.kafka_status import summary
+
+    kafka = summary(settings)
+    brokers = ", ".join(
+        f"{b.node} {b.address} " + ("[green]up[/]" if b.up else "[red]down[/]")
+        for b in kafka.brokers
+    )
+    console.print(f"Kafka brokers: {brokers or 'none reachable'}")
+    if kafka.partitions:
+        colour = "red" if kafka.under_replicated else "green"
+        console.print(
+            f"Under-replicated partitions: [{colour}]{kafka.under_replicated}[/]"
+            f" of {kafka.partitions} (flightpipe topics)"
+        )
+    if kafka.lags:
+        lags = Table(title=f"lag of consumer group {settings.consumer_group}", title_justify="left")
+        for column in ("topic", "messages", "lag"):
+            lags.add_column(column, justify="left" if column == "topic" else "right")
+        for t in kafka.lags:
+            lags.add_row(t.topic, f"{t.end:,}", "no commits yet" if t.lag is None else f"{t.lag:,}")
+        console.print(lags)
+    if kafka.error:
+        console.print(f"[yellow]Kafka: {kafka.error}[/]")
 
 
 @app.command()
@@ -131,7 +158,7 @@ def config(
     markdown: bool = typer.Option(False, "--markdown", help="Print the README's settings table."),
 ) -> None:
     """Show every setting, its environment variable and its current value (secrets masked)."""
-    from flightpipe.settings import Settings, settings_markdown, settings_rows
+    from flightpipe.settings import settings_markdown, settings_rows
 
     if markdown:
         print(settings_markdown())

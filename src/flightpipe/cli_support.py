@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
+import pydantic
 import typer
 from typer.core import TyperGroup
 
@@ -59,8 +60,23 @@ class OneLineErrors(TyperGroup):
         except typer.Abort:
             typer.echo("Aborted.", err=True)
             sys.exit(1)
+        except pydantic.ValidationError as exc:
+            # Settings are read from the environment when a command first needs them, so a
+            # bad FLIGHTPIPE_* value surfaces here rather than as a usage error.
+            typer.echo(bad_settings(exc), err=True)
+            sys.exit(2)
         # Without standalone mode Click returns the code of a typer.Exit, else the result.
         sys.exit(result if isinstance(result, int) else 0)
+
+
+def bad_settings(exc: pydantic.ValidationError) -> str:
+    """``error: FLIGHTPIPE_X=<value>: <why>; ...`` on a single line."""
+    parts = []
+    for error in exc.errors():
+        name = "FLIGHTPIPE_" + "_".join(str(p) for p in error["loc"]).upper()
+        why = error["msg"].removeprefix("Value error, ")
+        parts.append(f"{name}={error.get('input')!s}: {why}" if error["loc"] else why)
+    return f"error: bad setting {'; '.join(parts)}"
 
 
 def replay_day(value: datetime | None) -> datetime | None:

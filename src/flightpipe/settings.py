@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import quote
 
-from pydantic import AliasChoices, Field, PrivateAttr, model_validator
+from pydantic import AliasChoices, Field, PrivateAttr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -49,6 +49,10 @@ DUTY_ROLE_USERS: dict[Role, str] = {
     "reader": "flightpipe_reader",
 }
 
+KAFKA_BROKER_COUNTS = (1, 3)
+# Local broker n listens on kafka_port + step * (n - 1), its controller likewise.
+KAFKA_PORT_STEP = 10
+
 
 class Settings(BaseSettings):
     _local_kafka: bool = PrivateAttr(default=False)
@@ -71,14 +75,22 @@ class Settings(BaseSettings):
     # --- Kafka -------------------------------------------------------------------------
     kafka_bootstrap: str = Field(
         default="",
-        description="Kafka bootstrap servers (external: skip local). Default: the local broker.",
+        description="Kafka bootstrap servers (external: skip local). Default: the local brokers.",
     )
-    kafka_port: int = Field(default=9092, description="Local Kafka broker port.")
-    kafka_controller_port: int = Field(default=9093, description="Local KRaft controller port.")
-    kafka_heap: str = Field(default="768m", description="Local broker max heap (-Xmx).")
+    kafka_brokers: int = Field(
+        default=1,
+        description="Local Kafka brokers, 1 or 3; new topics get this replication factor "
+        "(3: min.insync.replicas 2).",
+    )
+    kafka_port: int = Field(
+        default=9092, description="Local Kafka broker port (broker n: + 10 x (n - 1))."
+    )
+    kafka_controller_port: int = Field(
+        default=9093, description="Local KRaft controller port (node n: + 10 x (n - 1))."
+    )
+    kafka_heap: str = Field(default="768m", description="Max heap (-Xmx) of each local broker.")
     flights_partitions: int = Field(default=6, description="Partitions of the flights topic.")
     weather_partitions: int = Field(default=3, description="Partitions of the weather topic.")
-    replication_factor: int = Field(default=1, description="Replication factor of new topics.")
     consumers: int = Field(default=3, description="Members of the landing consumer group.")
     consumer_group: str = Field(default="flightpipe-landing", description="Consumer group id.")
     topic_prefix: str = Field(default="", description="Prefix for every topic name (tests).")
@@ -171,18 +183,49 @@ class Settings(BaseSettings):
     )
 
     # --- derived -------------------------------------------------------------------------
+    @field_validator("kafka_brokers")
+    @classmethod
+    def _one_or_three(cls, value: int) -> int:
+        # Two brokers cannot keep a majority of controllers when one fails, so they would
+        # add processes without adding fault tolerance.
+        if value not in KAFKA_BROKER_COUNTS:
+            raise ValueError(f"{value} brokers is not supported; use 1 or 3")
+        return value
+
     @model_validator(mode="after")
     def _resolve_local_kafka(self) -> Settings:
-        # An empty bootstrap means "the broker flightpipe runs"; anything else is external.
+        # An empty bootstrap means "the brokers flightpipe runs"; anything else is external.
         if not self.kafka_bootstrap:
             # Not via setattr: that would mark the field as explicitly set.
-            self.__dict__["kafka_bootstrap"] = f"127.0.0.1:{self.kafka_port}"
+            self.__dict__["kafka_bootstrap"] = ",".join(
+                f"127.0.0.1:{port}" for port in self.kafka_broker_ports
+            )
             self._local_kafka = True
         return self
 
     @property
     def local_kafka(self) -> bool:
         return self._local_kafka
+
+    @property
+    def kafka_broker_ports(self) -> list[int]:
+        """Client port of each local broker, node id 1 first."""
+        return [self.kafka_port + KAFKA_PORT_STEP * i for i in range(self.kafka_brokers)]
+
+    @property
+    def kafka_controller_ports(self) -> list[int]:
+        """KRaft controller port of each local node, node id 1 first."""
+        return [self.kafka_controller_port + KAFKA_PORT_STEP * i for i in range(self.kafka_brokers)]
+
+    @property
+    def replication_factor(self) -> int:
+        """Replicas of every new topic: one per broker, so each broker holds a copy."""
+        return self.kafka_brokers
+
+    @property
+    def min_insync_replicas(self) -> int:
+        """Replicas that must have a write before acks=all succeeds: a majority."""
+        return self.replication_factor // 2 + 1
 
     @property
     def local_postgres(self) -> bool:
@@ -263,7 +306,7 @@ def _shown_default(name: str, default: object) -> str:
     if name.endswith("password"):
         return "generated"
     if name == "kafka_bootstrap":
-        return "127.0.0.1:<kafka_port>"
+        return "127.0.0.1:<port of each local broker>"
     return "" if default is None else str(default)
 
 

@@ -38,6 +38,7 @@ class TopicSpec:
     name: str
     partitions: int
     config: dict[str, str] = field(default_factory=dict)
+    replication_factor: int = 1
 
 
 def dlq_topic(topic: str) -> str:
@@ -50,15 +51,28 @@ def full_name(settings: Settings, topic: str) -> str:
     return topic if prefix and topic.startswith(prefix) else settings.topic(topic)
 
 
+def replication_config(settings: Settings) -> dict[str, str]:
+    """Per-topic replication settings beyond the replica count (none with one broker).
+
+    Set on the topic rather than left to the broker default, so an external cluster whose
+    default is 1 still refuses acks=all writes that only one replica has.
+    """
+    if settings.replication_factor == 1:
+        return {}
+    return {"min.insync.replicas": str(settings.min_insync_replicas)}
+
+
 def topic_specs(settings: Settings) -> list[TopicSpec]:
     """Every topic of the pipeline, with the prefix of ``settings`` applied."""
+    replicas, replication = settings.replication_factor, replication_config(settings)
     specs = []
     for base, entity in ENTITIES.items():
         name = settings.topic(base)
         config = {"cleanup.policy": "compact"} if entity.compacted else {}
-        specs.append(TopicSpec(name, partitions(entity, settings), config))
+        specs.append(TopicSpec(name, partitions(entity, settings), config | replication, replicas))
         # A DLQ is never compacted: a poison message may have no key at all.
-        specs.append(TopicSpec(dlq_topic(name), 1, {"cleanup.policy": "delete"}))
+        dlq_config = {"cleanup.policy": "delete"} | replication
+        specs.append(TopicSpec(dlq_topic(name), 1, dlq_config, replicas))
     return specs
 
 
@@ -79,7 +93,7 @@ def ensure_topics(settings: Settings) -> list[str]:
                 NewTopic(
                     s.name,
                     num_partitions=s.partitions,
-                    replication_factor=settings.replication_factor,
+                    replication_factor=s.replication_factor,
                     config=s.config,
                 )
                 for s in missing

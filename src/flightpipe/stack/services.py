@@ -34,7 +34,14 @@ def programs(settings: Settings, airflow_env: dict[str, str]) -> list[Program]:
             )
         )
     if settings.local_kafka:
-        progs.append(Program("kafka", kafka.server_command(settings), stopwaitsecs=60))
+        for node in kafka.node_ids(settings):
+            progs.append(
+                Program(
+                    kafka.program_name(settings, node),
+                    kafka.server_command(settings, node),
+                    stopwaitsecs=60,
+                )
+            )
     if settings.local_dask:
         bin_dir = venv_bin()
         progs.append(
@@ -93,13 +100,22 @@ def programs(settings: Settings, airflow_env: dict[str, str]) -> list[Program]:
 
 def ports(settings: Settings) -> dict[str, list[tuple[int, str]]]:
     """Program -> [(port, env var that moves it)], for clash reports."""
-    kport = settings.kafka_port
+    # Every broker's ports follow the two Kafka settings, so those are the ones to move.
+    brokers = {
+        kafka.program_name(settings, node): [
+            (port, "FLIGHTPIPE_KAFKA_PORT"),
+            (cport, "FLIGHTPIPE_KAFKA_CONTROLLER_PORT"),
+        ]
+        for node, port, cport in zip(
+            kafka.node_ids(settings),
+            settings.kafka_broker_ports,
+            settings.kafka_controller_ports,
+            strict=True,
+        )
+    }
     return {
         "postgres": [(settings.pg_port, "FLIGHTPIPE_PG_PORT")],
-        "kafka": [
-            (kport, "FLIGHTPIPE_KAFKA_PORT"),
-            (settings.kafka_controller_port, "FLIGHTPIPE_KAFKA_CONTROLLER_PORT"),
-        ],
+        **brokers,
         "dask-scheduler": [
             (settings.dask_port, "FLIGHTPIPE_DASK_PORT"),
             (settings.dask_dashboard_port, "FLIGHTPIPE_DASK_DASHBOARD_PORT"),

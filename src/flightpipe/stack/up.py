@@ -97,7 +97,7 @@ def up(log: Log = print) -> UpResult:
 
     log("Waiting for services to answer their health probes ...")
     _wait(settings, "postgres", "postgres", log)
-    _wait(settings, "kafka", "kafka", log)
+    _wait(settings, "kafka", kafka.program_names(settings)[0], log)
     _wait(settings, "dask", "dask-scheduler", log)
     _wait(settings, "airflow", "airflow-api-server", log)
 
