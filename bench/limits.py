@@ -18,15 +18,17 @@ from typing import Any
 import msgspec
 import pandas as pd
 import psycopg
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import NewTopic
 from psycopg import sql
 
 from flightpipe import source
 from flightpipe.contract import TOPICS, entity
+from flightpipe.ingest import kafka_clients
 from flightpipe.settings import Settings
 from flightpipe.stack.kafka import tool_command
 from flightpipe.transform import clean, graph
 from flightpipe.transform.client import dask_client
+from flightpipe.waiting import wait_until
 from flightpipe.zones.landing import by_partition, discover, read_columns
 
 FACTS = ("fact_flight", "fact_weather_hourly")
@@ -58,22 +60,24 @@ def flights_payload(path: Path) -> tuple[int, float]:
 
 
 def _create_topic(settings: Settings, name: str, partitions: int) -> None:
-    client = AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
+    client = kafka_clients.admin(settings)
     futures = client.create_topics(
         [NewTopic(name, num_partitions=partitions, replication_factor=1)], operation_timeout=30
     )
     for future in futures.values():
         future.result()
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
+
+    def ready() -> bool:
         meta = client.list_topics(name, timeout=10).topics.get(name)
-        if meta and meta.error is None and all(p.leader >= 0 for p in meta.partitions.values()):
-            return
-        time.sleep(0.2)
+        return bool(
+            meta and meta.error is None and all(p.leader >= 0 for p in meta.partitions.values())
+        )
+
+    wait_until(ready, what=f"topic {name} to have leaders", timeout=30, interval=0.2)
 
 
 def delete_topic(settings: Settings, name: str) -> None:
-    client = AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
+    client = kafka_clients.admin(settings)
     if name in client.list_topics(timeout=10).topics:
         for future in client.delete_topics([name], operation_timeout=30).values():
             future.result()

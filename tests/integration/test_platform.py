@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import httpx
 import psycopg
 import pytest
@@ -11,6 +9,7 @@ from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from flightpipe.settings import Settings
+from flightpipe.waiting import wait_until
 
 pytestmark = pytest.mark.services
 
@@ -37,11 +36,8 @@ def test_kafka_roundtrip(stack: Settings, unique: str) -> None:
         )
         try:
             consumer.subscribe([topic])
-            deadline = time.monotonic() + 30
-            msg = None
-            while msg is None and time.monotonic() < deadline:
-                msg = consumer.poll(1.0)
-            assert msg is not None and msg.error() is None
+            msg = wait_until(lambda: consumer.poll(1.0), what="the message", timeout=30, interval=0)
+            assert msg.error() is None
             assert (msg.key(), msg.value()) == (b"k", b"hello")
         finally:
             consumer.close()

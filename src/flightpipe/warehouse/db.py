@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from importlib import resources
 from typing import Any
 
@@ -82,7 +82,8 @@ def advisory_lock(
     try:
         yield
     finally:
-        if not conn.closed:
+        # A session that died released the lock with it; its error is the one to report.
+        with suppress(psycopg.Error):
             conn.execute("SELECT pg_advisory_unlock(%s)", [lock_id])
 
 
