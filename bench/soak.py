@@ -144,8 +144,9 @@ def write(result: dict[str, Any]) -> None:
         "# Soak run",
         "",
         f"Class mode watched for {result['minutes']:g} min from {result['started']}; "
-        f"{result['cycles']} ingest cycles. Load average at the end: "
-        f"{result['load_average']['end']}.",
+        f"{result['cycles']} ingest runs (scheduled ones and any triggered by others in the "
+        f"window). Load average (1, 5, 15 min) at the start: {result['load_average']['start']}; "
+        f"at the end: {result['load_average']['end']}.",
         "",
         "| figure | value | target |",
         "|---|---|---|",
