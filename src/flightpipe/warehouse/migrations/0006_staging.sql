@@ -4,4 +4,4 @@
 -- and 0009 removes it. Kept, empty, so the migration history stays the same everywhere.
 -- depends: 0002_meta 0004_facts
 
-SELECT 1;
+DO $$ BEGIN END $$;  -- nothing left to do

@@ -3,4 +3,4 @@
 -- Kept, empty, so the migration history stays the same everywhere.
 -- depends: 0004_facts
 
-SELECT 1;
+DO $$ BEGIN END $$;  -- nothing left to do

@@ -3,4 +3,4 @@
 -- and views are built elsewhere now (see 0006); kept, empty, for the history.
 -- depends: 0006_staging
 
-SELECT 1;
+DO $$ BEGIN END $$;  -- nothing left to do

@@ -4,4 +4,4 @@
 -- Kept, empty, for the history.
 -- depends: 0020_bulk_index_functions
 
-SELECT 1;
+DO $$ BEGIN END $$;  -- nothing left to do
