@@ -33,6 +33,7 @@ from PIL import Image
 
 from flightpipe.orchestration.airflow_api import AirflowApi, AirflowApiError
 from flightpipe.settings import Settings
+from flightpipe.waiting import poll
 from flightpipe.warehouse.db import psql_environment
 from flightpipe_tools.demo import frames
 
@@ -420,16 +421,17 @@ class Recorder:
     ) -> T:
         """Call ``check`` until it returns a value; ``tick`` runs between calls."""
         limit = self.deadline.left(timeout)
-        end = time.monotonic() + limit
-        while True:
+
+        def attempt() -> T | None:
             value = check()
-            if value is not None:
-                return value
-            if time.monotonic() > end:
-                raise DemoError(f"timed out after {limit:.0f} s waiting for {what}")
-            if tick is not None:
+            if value is None and tick is not None:
                 tick()
-            time.sleep(every)
+            return value
+
+        found = poll(attempt, until=lambda v: v is not None, timeout=limit, interval=every)
+        if found is None:
+            raise DemoError(f"timed out after {limit:.0f} s waiting for {what}")
+        return found
 
     def terminal(self, name: str, lines: list[str], title: str) -> Path:
         path = self._path(name)
