@@ -18,9 +18,10 @@ from typing import Any, Final
 import numpy as np
 import psycopg
 from sklearn.pipeline import Pipeline
+from threadpoolctl import threadpool_limits
 
 from flightpipe.ml.features import feature_matrix, scoring_frame
-from flightpipe.ml.train import load_artifact, sha256_of
+from flightpipe.ml.train import MODEL_THREADS, load_artifact, sha256_of
 from flightpipe.settings import Settings
 from flightpipe.warehouse.db import connect
 
@@ -121,7 +122,8 @@ def predict(settings: Settings) -> int:
         if frame.empty:
             log.info("model run %s: nothing new to score", model.model_run_id)
             return 0
-        proba = pipeline.predict_proba(feature_matrix(frame))[:, 1]
+        with threadpool_limits(limits=MODEL_THREADS):
+            proba = pipeline.predict_proba(feature_matrix(frame))[:, 1]
         labels = (proba >= model.threshold).astype(np.int16)
         buffer = io.StringIO()
         for key, p, label in zip(frame["flight_key"].to_numpy(), proba, labels, strict=True):
