@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import skops.io as sio
+from sklearn.metrics import roc_auc_score
 
 from flightpipe.ml.features import CATEGORICAL, FEATURES, LABEL, NUMERIC, feature_matrix
 from flightpipe.ml.train import (
@@ -22,8 +23,10 @@ from flightpipe.ml.train import (
     boosting_pipeline,
     cap_rows,
     evaluate,
+    feature_importance,
     load_artifact,
     logistic_pipeline,
+    roc_auc_columns,
     save_artifact,
     sha256_of,
     time_split,
@@ -161,3 +164,23 @@ def test_metrics_json_is_valid_for_jsonb() -> None:
     value = {"a": math.nan, "b": [np.float64(1.5), math.inf], "c": {"d": np.int64(2)}}
     text = json.dumps(_jsonable(value), allow_nan=False)
     assert json.loads(text) == {"a": None, "b": [1.5, None], "c": {"d": 2}}
+
+
+def test_roc_auc_columns_matches_roc_auc_score_with_ties() -> None:
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 300)
+    scores = np.round(rng.random((300, 4)), 1)  # coarse: many ties
+    expected = [roc_auc_score(y, scores[:, i]) for i in range(scores.shape[1])]
+    assert np.allclose(roc_auc_columns(y, scores), expected)
+
+
+@pytest.mark.parametrize("make", [logistic_pipeline, boosting_pipeline])
+def test_importance_ranks_the_features_the_label_depends_on(make) -> None:  # type: ignore[no-untyped-def]
+    split = time_split(synthetic(year_days(3), per_day=60))
+    model = make(0).fit(feature_matrix(split.train), split.train[LABEL])
+    x_test, y_test = feature_matrix(split.test), split.test[LABEL].to_numpy()
+    importance = feature_importance(model, x_test, y_test, seed=0)
+    assert list(importance) == list(FEATURES)
+    assert max(importance, key=importance.__getitem__) == "sched_hour"
+    assert importance["carrier"] > 0
+    assert feature_importance(model, x_test, y_test, seed=0) == importance

@@ -393,7 +393,7 @@ def draw_model_metrics(conn: psycopg.Connection, fig: Figure) -> None:
 
 
 def draw_feature_importance(conn: psycopg.Connection, fig: Figure) -> None:
-    from flightpipe.ml.predict import serving_model
+    from flightpipe.ml.registry import serving_model
 
     ax = fig.add_subplot()
     model = serving_model(conn)

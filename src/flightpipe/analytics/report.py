@@ -103,7 +103,7 @@ def _plain(value: Any) -> Any:
 
 def collect(conn: psycopg.Connection) -> dict[str, Any]:
     """Everything the report shows besides the charts, read with SQL."""
-    from flightpipe.ml.predict import serving_model
+    from flightpipe.ml.registry import serving_model
 
     model = serving_model(conn)
     checks = q.frame(conn, q.LATEST_CHECKS)

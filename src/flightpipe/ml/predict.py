@@ -1,9 +1,6 @@
 """Score flights with the serving model into ``ml.predictions``.
 
-The serving model is the best by held-out ROC AUC among the models of the newest training
-(the rows of ``ml.model_runs`` sharing the newest ``training_id``). ROC AUCs of different
-trainings were measured on different test windows, so they are not compared with each
-other: a newer training always replaces an older one.
+Which model serves is decided in :mod:`flightpipe.ml.registry`.
 """
 
 from __future__ import annotations
@@ -11,30 +8,19 @@ from __future__ import annotations
 import io
 import logging
 import time
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Final
+from typing import Final
 
 import numpy as np
-import psycopg
 from sklearn.pipeline import Pipeline
+from threadpoolctl import threadpool_limits
 
 from flightpipe.ml.features import feature_matrix, scoring_frame
-from flightpipe.ml.train import load_artifact, sha256_of
+from flightpipe.ml.registry import ServingModel, serving_model
+from flightpipe.ml.train import MODEL_THREADS, load_artifact, sha256_of
 from flightpipe.settings import Settings
 from flightpipe.warehouse.db import connect
 
 log = logging.getLogger(__name__)
-
-SERVING_MODEL_SQL: Final = """
-SELECT model_run_id, algorithm, artifact_path, artifact_sha256, metrics
-FROM ml.model_runs
-WHERE params ->> 'training_id' = (
-    SELECT params ->> 'training_id' FROM ml.model_runs ORDER BY model_run_id DESC LIMIT 1
-)
-ORDER BY (metrics ->> 'roc_auc')::float8 DESC NULLS LAST, model_run_id DESC
-LIMIT 1
-"""
 
 _STAGE: Final = """
 CREATE TEMP TABLE prediction_stage (
@@ -58,32 +44,6 @@ ON CONFLICT ON CONSTRAINT predictions_flight_model_unique DO NOTHING
 
 class NoModelError(LookupError):
     """No model is registered in ``ml.model_runs`` yet, or its artifact is unusable."""
-
-
-@dataclass(frozen=True)
-class ServingModel:
-    model_run_id: int
-    algorithm: str
-    artifact_path: Path
-    artifact_sha256: str
-    threshold: float
-    metrics: dict[str, Any]
-
-
-def serving_model(conn: psycopg.Connection) -> ServingModel | None:
-    """The model :func:`predict` uses, or None when nothing is registered."""
-    row = conn.execute(SERVING_MODEL_SQL).fetchone()
-    if row is None:
-        return None
-    model_run_id, algorithm, path, digest, metrics = row
-    return ServingModel(
-        model_run_id=int(model_run_id),
-        algorithm=str(algorithm),
-        artifact_path=Path(path),
-        artifact_sha256=str(digest),
-        threshold=float(metrics.get("threshold", 0.5)),
-        metrics=dict(metrics),
-    )
 
 
 def load_model(model: ServingModel) -> Pipeline:
@@ -121,7 +81,8 @@ def predict(settings: Settings) -> int:
         if frame.empty:
             log.info("model run %s: nothing new to score", model.model_run_id)
             return 0
-        proba = pipeline.predict_proba(feature_matrix(frame))[:, 1]
+        with threadpool_limits(limits=MODEL_THREADS):
+            proba = pipeline.predict_proba(feature_matrix(frame))[:, 1]
         labels = (proba >= model.threshold).astype(np.int16)
         buffer = io.StringIO()
         for key, p, label in zip(frame["flight_key"].to_numpy(), proba, labels, strict=True):
