@@ -90,9 +90,10 @@ def isolated(stack: Settings, tmp_path_factory: pytest.TempPathFactory) -> Itera
         try:
             yield private
         finally:
-            from flightpipe.ingest.topics import delete_topics
+            from flightpipe.ingest.topics import delete_consumer_group, delete_topics
 
-            delete_topics(private)  # the private topics go with the pipeline
+            delete_topics(private)  # the private topics and group go with the pipeline
+            delete_consumer_group(private)
             for key, value in saved.items():
                 if value is None:
                     os.environ.pop(key, None)

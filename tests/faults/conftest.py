@@ -8,7 +8,6 @@ Supervisor restarts what was killed; the tests wait until every service answers 
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import threading
@@ -28,10 +27,7 @@ from flightpipe.settings import Settings
 @pytest.fixture
 def pipe(stack: Settings, tmp_path: Path) -> Iterator[Settings]:
     """A private whole-year pipeline on the shared services; removed afterwards."""
-    from confluent_kafka import KafkaException
-
-    from flightpipe.ingest import kafka_clients
-    from flightpipe.ingest.topics import delete_topics
+    from flightpipe.ingest.topics import delete_consumer_group, delete_topics
     from flightpipe.warehouse.db import scratch_database
 
     token = uuid.uuid4().hex[:8]
@@ -48,11 +44,7 @@ def pipe(stack: Settings, tmp_path: Path) -> Iterator[Settings]:
         finally:
             wait_until_healthy(stack)
             delete_topics(private)
-            client = kafka_clients.admin(private)  # kept referenced until its futures resolve
-            futures = client.delete_consumer_groups([private.consumer_group], request_timeout=30)
-            for future in futures.values():
-                with contextlib.suppress(KafkaException):
-                    future.result(timeout=60)
+            delete_consumer_group(private)
 
 
 def wait_until_healthy(settings: Settings, timeout: float = 180) -> None:

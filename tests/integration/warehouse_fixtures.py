@@ -13,7 +13,6 @@ producing a year of events through the broker.
 
 from __future__ import annotations
 
-import contextlib
 import uuid
 import warnings
 import zlib
@@ -26,9 +25,10 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
-from confluent_kafka import Consumer, KafkaException, TopicPartition
+from confluent_kafka import TopicPartition
 
-from flightpipe.ingest.topics import admin, delete_topics, ensure_topics
+from flightpipe.ingest import kafka_clients
+from flightpipe.ingest.topics import delete_consumer_group, delete_topics, ensure_topics
 from flightpipe.settings import Settings
 
 PARTITIONS = {"flights": 6, "weather": 3, "airlines": 1, "airports": 1, "planes": 1}
@@ -190,23 +190,12 @@ def private_kafka(settings: Settings) -> Iterator[Settings]:
         yield private
     finally:
         delete_topics(private)
-        client = admin(private)  # kept alive: its futures resolve only while it exists
-        futures = client.delete_consumer_groups([private.consumer_group], request_timeout=30)
-        for future in futures.values():
-            # A group that never committed does not exist: nothing to delete.
-            with contextlib.suppress(KafkaException):
-                future.result(timeout=60)
+        delete_consumer_group(private)
 
 
 def _commit(settings: Settings, ends: dict[tuple[str, int], int]) -> None:
     ensure_topics(settings)
-    consumer = Consumer(
-        {
-            "bootstrap.servers": settings.kafka_bootstrap,
-            "group.id": settings.consumer_group,
-            "enable.auto.commit": False,
-        }
-    )
+    consumer = kafka_clients.consumer(settings, settings.consumer_group)
     try:
         offsets = [TopicPartition(t, p, end) for (t, p), end in sorted(ends.items())]
         consumer.commit(offsets=offsets, asynchronous=False)

@@ -159,6 +159,22 @@ def delete_topics(settings: Settings) -> list[str]:
     return names
 
 
+def delete_consumer_group(settings: Settings) -> bool:
+    """Delete ``settings.consumer_group`` (test and demo cleanup); False when there was none.
+
+    A group that never committed does not exist, and one with live members cannot be
+    deleted: both are answered with an error, which here means nothing was deleted.
+    """
+    client = admin(settings)  # kept referenced: its futures resolve only while it exists
+    futures = client.delete_consumer_groups([settings.consumer_group], request_timeout=30)
+    try:
+        for future in futures.values():
+            future.result(timeout=ADMIN_TIMEOUT * 2)
+    except KafkaException:
+        return False
+    return True
+
+
 def partitions_of(settings: Settings, topic: str) -> list[int]:
     """Partition ids of a full topic name."""
     meta = admin(settings).list_topics(topic, timeout=ADMIN_TIMEOUT).topics.get(topic)
