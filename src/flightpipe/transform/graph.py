@@ -15,6 +15,7 @@ from typing import Any
 
 import dask.dataframe as dd
 import pandas as pd
+from distributed import wait
 
 from flightpipe.contract import TOPICS, entity
 from flightpipe.transform import clean
@@ -129,13 +130,13 @@ def run(
         return result
     names = list(frames)
     futures = client.compute([frames[n] for n in names])
-    ends = None if timeout is None else time.monotonic() + timeout
     try:
-        computed = [f.result(timeout=None if ends is None else max(0.0, ends - time.monotonic()))
-                    for f in futures]  # fmt: skip
+        with client.as_current():  # distributed.wait asks for the current client
+            wait(futures, timeout=timeout)
     except TimeoutError:
         client.cancel(futures)
         raise TimeoutError(f"the Dask transform did not finish within {timeout:g} s") from None
+    computed = client.gather(futures)
 
     for topic, frame in zip(names, computed, strict=True):
         frame = frame.reset_index(drop=True)
