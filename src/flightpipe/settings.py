@@ -93,6 +93,12 @@ class Settings(BaseSettings):
     weather_partitions: int = Field(default=3, description="Partitions of the weather topic.")
     consumers: int = Field(default=3, description="Members of the landing consumer group.")
     consumer_group: str = Field(default="flightpipe-landing", description="Consumer group id.")
+    consume_timeout: float = Field(
+        default=1500.0,
+        gt=0,
+        description="Seconds a batch ingest member may take to learn its run's end offsets "
+        "and reach them before it fails.",
+    )
     topic_prefix: str = Field(default="", description="Prefix for every topic name (tests).")
     kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
         default="PLAINTEXT", description="Kafka client security.protocol (external clusters)."
@@ -171,7 +177,11 @@ class Settings(BaseSettings):
         description="Airflow API login with the viewer role (the timings teardown reads runs).",
     )
     airflow_reader_password: str = Field(default="", description="Generated; secrets file.")
-    airflow_parallelism: int = Field(default=4, description="Airflow core.parallelism.")
+    airflow_parallelism: int = Field(
+        default=10,
+        description="Airflow core.parallelism: tasks running at once. Ingest runs its "
+        "producers and consumer members together, so it must exceed `FLIGHTPIPE_CONSUMERS`.",
+    )
     airflow_url: str | None = Field(default=None, description="External Airflow API base URL.")
 
     # --- replay and cadence --------------------------------------------------------------
@@ -191,6 +201,17 @@ class Settings(BaseSettings):
         if value not in KAFKA_BROKER_COUNTS:
             raise ValueError(f"{value} brokers is not supported; use 1 or 3")
         return value
+
+    @model_validator(mode="after")
+    def _room_for_ingest(self) -> Settings:
+        # Members wait for the producers' snapshot: with every slot taken by members, no
+        # producer could run and the ingest run would never end.
+        if self.airflow_parallelism <= self.consumers:
+            raise ValueError(
+                f"airflow_parallelism ({self.airflow_parallelism}) must be greater than "
+                f"consumers ({self.consumers}): the consumer members run beside the producers"
+            )
+        return self
 
     @model_validator(mode="after")
     def _resolve_local_kafka(self) -> Settings:

@@ -19,9 +19,10 @@ EXPECTED = {
         "plan_slice": {"migrate"},
         "ensure_topics": set(),
         "produce": {"plan_slice", "ensure_topics"},
-        "snapshot_offsets": {"produce"},
-        "consume": {"snapshot_offsets"},
-        "publish_landing": {"plan_slice", "snapshot_offsets", "consume"},
+        "snapshot_offsets": {"plan_slice", "produce"},
+        # Continuous ingest: the members run beside the producers, not after them.
+        "consume": {"plan_slice", "ensure_topics"},
+        "publish_landing": {"plan_slice", "snapshot_offsets", "consume", "produce"},
         "record_timings": {"publish_landing"},
     },
     "flightpipe_transform": {
@@ -84,6 +85,10 @@ def test_assets_chain_the_dags(dagbag) -> None:  # type: ignore[no-untyped-def]
     transform = dagbag.get_dag("flightpipe_transform")
     load = dagbag.get_dag("flightpipe_load")
     assert [o.name for o in ingest.get_task("publish_landing").outlets] == ["flightpipe_landing"]
+    # The members stop only once the snapshot is published, so it is taken even when a
+    # producer failed (the run then fails at publish_landing, with the cursor unmoved).
+    assert ingest.get_task("snapshot_offsets").trigger_rule == "all_done"
+    assert ingest.get_task("publish_landing").trigger_rule == "all_success"
     assert [o.name for o in transform.get_task("transform").outlets] == ["flightpipe_clean"]
     assert [o.name for o in load.get_task("publish_warehouse").outlets] == ["flightpipe_warehouse"]
     assert ingest.timetable.delta == timedelta(minutes=get_settings().cycle_minutes)
