@@ -174,7 +174,7 @@ def _follow_to_warehouse(
     warehouse = _run_after(api, WAREHOUSE, cleaned, deadline - time.monotonic())
     if warehouse["state"] != "success":
         raise AirflowApiError(f"{WAREHOUSE} {warehouse['dag_run_id']} ended {warehouse['state']}")
-    loaded = _end_of(api, WAREHOUSE, warehouse["dag_run_id"], "publish_warehouse")
+    loaded = _end_of(api, WAREHOUSE, warehouse["dag_run_id"], "data_checks")
     runs = {INGEST: ingest, TRANSFORM: transform, WAREHOUSE: warehouse}
     return runs, {"landing": published, "clean": cleaned, "warehouse": loaded}
 

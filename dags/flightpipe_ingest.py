@@ -4,9 +4,9 @@
 Runs every few minutes (class mode; `FLIGHTPIPE_CYCLE_MINUTES`). Each run replays the next
 slice of 2013 (`FLIGHTPIPE_SLICE_DAYS` days, cursor kept in `meta.replay_cursor`):
 
-1. **migrate** brings the warehouse schema up to date (the replay cursor lives there), and
-   **plan_slice** reads the cursor (or the `start`/`days`/`whole_year` params of a manual run)
-   and opens the run in `meta.ingest_runs`.
+1. **plan_slice** brings the warehouse schema up to date (the replay cursor lives there),
+   reads the cursor (or the `start`/`days`/`whole_year` params of a manual run) and opens the
+   run in `meta.ingest_runs`.
 2. **ensure_topics** creates the Kafka topics if missing (idempotent).
 3. **produce** — five producers in parallel (mapped): flights from EWR, JFK and LGA,
    weather, and the reference tables. Idempotent producers, `acks=all`.
@@ -40,7 +40,6 @@ from flightpipe_common import (
     LANDING,
     START_DATE,
     TAGS,
-    migrate,
     record_timings,
 )
 
@@ -74,7 +73,7 @@ PRODUCERS = list(ROLES)
     },
 )
 def flightpipe_ingest() -> None:
-    @task(doc_md="Decide which days of 2013 this run replays.")
+    @task(doc_md="Migrate the warehouse, decide which days of 2013 this run replays.")
     def plan_slice() -> dict[str, Any]:
         from flightpipe import pipeline
 
@@ -133,7 +132,6 @@ def flightpipe_ingest() -> None:
         return pipeline.publish_landing(replay, snapshot, list(consumed))
 
     replay = plan_slice()
-    migrate() >> replay
     topics = ensure_topics()
     produced = produce.partial(replay=replay).expand(role=PRODUCERS)
     consumed = consume.partial(replay=replay).expand(member=list(range(get_settings().consumers)))

@@ -37,10 +37,15 @@ def plan_slice(
     days: int | None = None,
     settings: Settings | None = None,
 ) -> dict[str, Any]:
-    """The slice this run replays, and the key under which its stop snapshot is published."""
+    """The slice this run replays, and the key under which its stop snapshot is published.
+
+    Migrates first (a no-op when current): the cursor and the run live in the warehouse, and
+    every later phase of the cycle relies on this.
+    """
     from flightpipe.orchestration import cursor, stops
 
     settings = _settings(settings)
+    migrate(settings)
     replay = cursor.plan(settings, whole_year=whole_year, start=start, days=days)
     return {**cursor.to_dict(replay), "run": stops.open_run(settings)}
 

@@ -15,8 +15,7 @@ from flightpipe.settings import get_settings
 DAGS = Path(__file__).resolve().parents[2] / "dags"
 EXPECTED = {
     "flightpipe_ingest": {
-        "migrate": set(),
-        "plan_slice": {"migrate"},
+        "plan_slice": set(),
         "ensure_topics": set(),
         "produce": {"plan_slice", "ensure_topics"},
         "snapshot_offsets": {"plan_slice", "produce"},
@@ -26,16 +25,13 @@ EXPECTED = {
         "record_timings": {"publish_landing"},
     },
     "flightpipe_transform": {
-        "migrate": set(),
-        "transform": {"migrate"},
+        "transform": set(),
         "record_timings": {"transform"},
     },
     "flightpipe_load": {
-        "migrate": set(),
-        "load": {"migrate"},
+        "load": set(),
         "data_checks": {"load"},
-        "publish_warehouse": {"load", "data_checks"},
-        "record_timings": {"publish_warehouse"},
+        "record_timings": {"data_checks"},
     },
     "flightpipe_reports": {
         "build_charts": set(),
@@ -90,7 +86,7 @@ def test_assets_chain_the_dags(dagbag) -> None:  # type: ignore[no-untyped-def]
     assert ingest.get_task("snapshot_offsets").trigger_rule == "all_done"
     assert ingest.get_task("publish_landing").trigger_rule == "all_success"
     assert [o.name for o in transform.get_task("transform").outlets] == ["flightpipe_clean"]
-    assert [o.name for o in load.get_task("publish_warehouse").outlets] == ["flightpipe_warehouse"]
+    assert [o.name for o in load.get_task("data_checks").outlets] == ["flightpipe_warehouse"]
     assert ingest.timetable.delta == timedelta(minutes=get_settings().cycle_minutes)
     schedules = {
         dag_id: {a.name for a in dagbag.get_dag(dag_id).timetable.asset_condition.objects}
