@@ -128,8 +128,10 @@ def test_headline_figures() -> None:
         rejected=pd.DataFrame({"topic": ["flights"], "reason": ["r"], "rows": [3]}),
         dead_letters={"flights": 2, "weather": 1},
     )  # fmt: skip
-    figures = parse(view.headline(snap)).figures
+    fragment = view.headline(snap)
+    figures = parse(fragment).figures
     assert figures["replay-clock"] == "2013-01-02 23:59 UTC"
+    assert "New York: 2013-01-02 18:59" in fragment
     assert figures["current-day"] == "2013-01-02"
     assert figures["recent-flights"] == "1,800"
     assert figures["freshness-p50"] == "12.3 s" and figures["freshness-p95"] == "20.0 s"
@@ -143,6 +145,9 @@ def test_lag_table_keys_are_topic_and_partition() -> None:
     cells = parse(view.lag_table(snapshot_of(lags=lags))).cells
     assert cells[("lag", "p-flights/4", "lag")] == "10"
     assert cells[("lag", "p-flights/4", "committed")] == view.MISSING
+    down = snapshot_of(errors={"kafka": "KafkaException: transport failure"})
+    assert "Kafka did not answer" in view.lag_table(down)
+    assert 'data-fp="error-kafka"' in view.status_line(down)
 
 
 def test_score_counts_only_arrived_flights_as_labelled() -> None:

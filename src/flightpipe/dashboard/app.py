@@ -9,10 +9,12 @@ real probe: the warehouse read through the same reader connection the page uses.
 from __future__ import annotations
 
 import json
+import threading
+import time
 from typing import Any
 
 import panel as pn
-from bokeh.models import ColumnDataSource, FactorRange
+from bokeh.models import BasicTicker, ColumnDataSource, FactorRange
 from bokeh.plotting import figure
 from tornado.web import RequestHandler
 
@@ -22,11 +24,30 @@ from flightpipe.settings import Settings
 from flightpipe.warehouse.db import connect
 
 
-class Page:
-    """One session's panes; :meth:`refresh` redraws them from a new snapshot."""
+class Latest:
+    """The newest snapshot, shared by every open page: more tabs do not mean more queries.
+    A snapshot younger than half the refresh period is reused."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        self._lock = threading.Lock()
+        self._snap: Snapshot | None = None
+        self._taken = 0.0
+
+    def get(self) -> Snapshot:
+        with self._lock:
+            fresh = time.monotonic() - self._taken < self.settings.dashboard_refresh / 2
+            if self._snap is None or not fresh:
+                self._snap = snapshot(self.settings)
+                self._taken = time.monotonic()
+            return self._snap
+
+
+class Page:
+    """One session's panes; :meth:`refresh` redraws them from a new snapshot."""
+
+    def __init__(self, latest: Latest) -> None:
+        self.latest = latest
         self.status = pn.pane.HTML(sizing_mode="stretch_width")
         self.headline = pn.pane.HTML(sizing_mode="stretch_width")
         self.origins = pn.pane.HTML()
@@ -52,9 +73,16 @@ class Page:
         self.fresh_chart = figure(
             height=240, width=380, title="freshness per load batch (s)", tools=""
         )
-        self.fresh_chart.line(x="batch", y="p50", source=self.fresh, legend_label="p50")
-        self.fresh_chart.line(x="batch", y="p95", source=self.fresh, legend_label="p95",
-                              color="#c44e52")  # fmt: skip
+        for column, colour in (("p50", "#4c72b0"), ("p95", "#c44e52")):
+            # Markers too: a single batch is a point, not a line.
+            self.fresh_chart.line(x="batch", y=column, source=self.fresh, color=colour,
+                                  legend_label=column)  # fmt: skip
+            self.fresh_chart.scatter(x="batch", y=column, source=self.fresh, color=colour)
+        self.fresh_chart.xaxis.ticker = BasicTicker(min_interval=1)  # batch ids are integers
+        for chart in (self.delay_chart, self.fresh_chart):
+            chart.legend.location = "top_left"
+            chart.legend.orientation = "horizontal"
+            chart.legend.background_fill_alpha = 0.6
         self.layout = self._layout()
 
     def _layout(self) -> pn.Column:
@@ -95,14 +123,15 @@ class Page:
         self.fresh.data = view.freshness_columns(snap)
 
     def refresh(self) -> None:
-        self.show(snapshot(self.settings))
+        self.show(self.latest.get())
 
 
-def session(settings: Settings) -> pn.Column:
+def session(latest: Latest) -> pn.Column:
     """The page of one browser session, refreshed until the session closes."""
-    page = Page(settings)
+    page = Page(latest)
     page.refresh()
-    pn.state.add_periodic_callback(page.refresh, period=int(settings.dashboard_refresh * 1000))
+    period = int(latest.settings.dashboard_refresh * 1000)
+    pn.state.add_periodic_callback(page.refresh, period=period)
     return page.layout
 
 
@@ -131,8 +160,9 @@ def serve(settings: Settings, port: int | None = None, *, start: bool = True) ->
     port = settings.dashboard_port if port is None else port
     pn.extension(raw_css=[view.CSS])
     origins = [f"127.0.0.1:{port}", f"localhost:{port}"]
+    latest = Latest(settings)
     return pn.serve(
-        lambda: session(settings),
+        lambda: session(latest),
         port=port,
         address="127.0.0.1",
         websocket_origin=origins,

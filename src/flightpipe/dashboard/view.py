@@ -10,12 +10,14 @@ import html
 from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime
 from typing import Any, Final
+from zoneinfo import ZoneInfo
 
 import pandas as pd
 
 from flightpipe.dashboard.queries import RECENT_MINUTES, ReplayClock, Snapshot, score
 
 MISSING: Final = "–"
+NEW_YORK: Final = ZoneInfo("America/New_York")
 
 
 def number(value: Any, digits: int = 0) -> str:
@@ -39,6 +41,13 @@ def when(value: datetime | date | None) -> str:
             return value.strftime("%Y-%m-%d %H:%M")
         return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
     return value.isoformat()
+
+
+def local_time(value: datetime | None) -> str:
+    """The same instant on the clock of the NYC airports every flight departs from."""
+    if value is None:
+        return ""
+    return f"New York: {value.astimezone(NEW_YORK):%Y-%m-%d %H:%M}"
 
 
 def card(name: str, label: str, value: str, note: str = "") -> str:
@@ -90,7 +99,7 @@ def headline(snap: Snapshot) -> str:
     rejected = int(snap.rejected["rows"].sum()) if not snap.rejected.empty else 0
     cards = [
         card("replay-clock", "replay clock (latest departure loaded)",
-             when(clock.latest_event)),
+             when(clock.latest_event), local_time(clock.latest_event)),
         card("current-day", "current day", when(clock.latest_day),
              f"next day replayed: {when(clock.next_day)}"),
         card("recent-flights", f"flights loaded, last {RECENT_MINUTES} min",
@@ -179,7 +188,7 @@ def lag_table(snap: Snapshot) -> str:
             ("lag", "lag", number),
         ],
         key="key",
-        empty="no topics yet",
+        empty="Kafka did not answer" if "kafka" in snap.errors else "no topics yet",
     )
 
 
@@ -194,7 +203,7 @@ def predictions_part(snap: Snapshot) -> str:
         f"accuracy {percent(result.accuracy)}</p>"
     )
     latest = snap.predictions.head(12).copy()
-    latest["flight"] = latest["carrier_code"] + latest["flight_number"].astype(str)
+    latest["flight"] = latest["carrier_code"] + " " + latest["flight_number"].astype(str)
     return summary + table(
         "predictions",
         latest,
