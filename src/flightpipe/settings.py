@@ -184,6 +184,12 @@ class Settings(BaseSettings):
     )
     airflow_url: str | None = Field(default=None, description="External Airflow API base URL.")
 
+    # --- dashboard -----------------------------------------------------------------------
+    dashboard_port: int = Field(default=8050, description="Live dashboard port (127.0.0.1).")
+    dashboard_refresh: float = Field(
+        default=5.0, gt=0, description="Seconds between two refreshes of the live dashboard."
+    )
+
     # --- replay and cadence --------------------------------------------------------------
     replay_start: str = Field(default="2013-01-01", description="First day replayed (local date).")
     slice_days: int = Field(default=1, description="Days of 2013 replayed per ingest run.")
@@ -299,6 +305,10 @@ class Settings(BaseSettings):
     @property
     def airflow_base_url(self) -> str:
         return self.airflow_url or f"http://127.0.0.1:{self.airflow_port}"
+
+    @property
+    def dashboard_url(self) -> str:
+        return f"http://127.0.0.1:{self.dashboard_port}"
 
     @property
     def landing_dir(self) -> Path:

@@ -30,6 +30,7 @@ import msgspec
 import pyarrow as pa
 from confluent_kafka import (
     OFFSET_INVALID,
+    TIMESTAMP_NOT_AVAILABLE,
     Consumer,
     KafkaError,
     KafkaException,
@@ -430,8 +431,9 @@ class LandingConsumer:
             return None
         events, keys = decoded
         offsets = [_offset(msg) for msg in messages]
+        produced = [_produced_ms(msg) for msg in messages]
         try:
-            return build_table(tp, events, topic, partition, offsets, keys)
+            return build_table(tp, events, topic, partition, offsets, keys, produced)
         except _BUILD_ERRORS:
             return None
 
@@ -445,7 +447,15 @@ class LandingConsumer:
                 event, natural = outcome
                 try:
                     tables.append(
-                        build_table(tp, [event], topic, partition, [_offset(msg)], [natural])
+                        build_table(
+                            tp,
+                            [event],
+                            topic,
+                            partition,
+                            [_offset(msg)],
+                            [natural],
+                            [_produced_ms(msg)],
+                        )
                     )
                     continue
                 except _BUILD_ERRORS as exc:
@@ -587,6 +597,13 @@ def _offset(msg: Message) -> int:
     offset = msg.offset()
     assert offset is not None
     return offset
+
+
+def _produced_ms(msg: Message) -> int | None:
+    """The record's timestamp: the producer's send time (CreateTime, what our topics keep),
+    or the broker's append time on a topic set to LogAppendTime; None when there is none."""
+    kind, value = msg.timestamp()
+    return None if kind == TIMESTAMP_NOT_AVAILABLE else value
 
 
 def _names(partitions: list[TopicPartition]) -> str:

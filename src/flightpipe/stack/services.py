@@ -95,6 +95,8 @@ def programs(settings: Settings, airflow_env: dict[str, str]) -> list[Program]:
                     directory=settings.home,
                 )
             )
+    # The dashboard reads whichever warehouse and Kafka the settings name, local or not.
+    progs.append(Program("dashboard", [str(venv_bin() / "flightpipe"), "dashboard"], env=common))
     return progs
 
 
@@ -121,4 +123,5 @@ def ports(settings: Settings) -> dict[str, list[tuple[int, str]]]:
             (settings.dask_dashboard_port, "FLIGHTPIPE_DASK_DASHBOARD_PORT"),
         ],
         "airflow-api-server": [(settings.airflow_port, "FLIGHTPIPE_AIRFLOW_PORT")],
+        "dashboard": [(settings.dashboard_port, "FLIGHTPIPE_DASHBOARD_PORT")],
     }
