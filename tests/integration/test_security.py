@@ -150,8 +150,8 @@ def warehouse(stack: Settings) -> Iterator[Settings]:
     with scratch_database(stack, "flightpipe_test") as scratch:
         with connect(scratch, "loader") as conn:
             conn.execute(
-                "INSERT INTO dw.dim_airline (carrier_code, name, member_source)"
-                " VALUES ('ZZ', 'Test Air', 'reference')"
+                "INSERT INTO dw.dim_airline (airline_key, carrier_code, name, member_source)"
+                " VALUES (dw.member_key('ZZ'), 'ZZ', 'Test Air', 'reference')"
             )
         yield scratch
 
@@ -212,8 +212,8 @@ def test_ml_role_reads_dw_and_cannot_write_it(warehouse: Settings) -> None:
         conn.rollback()
     for statement in (
         "UPDATE dw.dim_airline SET name = 'x'",
-        "INSERT INTO dw.dim_airline (carrier_code, name, member_source)"
-        " VALUES ('YY', 'y', 'reference')",
+        "INSERT INTO dw.dim_airline (airline_key, carrier_code, name, member_source)"
+        " VALUES (dw.member_key('YY'), 'YY', 'y', 'reference')",
         "DELETE FROM dw.dim_airline",
         "TRUNCATE dw.fact_flight",
         "DROP TABLE ml.predictions",

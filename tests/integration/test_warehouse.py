@@ -389,6 +389,8 @@ def test_copy_frame_round_trips_values(wh: Settings) -> None:
     doubles = [0.1, 1e-300, -2.5, float("nan"), 1 / 3, 123456789.123456789, 5e-324, None]
     frame = pd.DataFrame(
         {
+            # Row order is not COPY's business (rows are sent grouped by layout): a key.
+            "pos": range(n),
             "t": pd.Series(texts, dtype="str"),
             "d": pd.Series(doubles, dtype="float64"),
             "i": pd.array([1, None, -32768, 32767, 0, 7, None, 3], dtype="Int16"),
@@ -410,7 +412,7 @@ def test_copy_frame_round_trips_values(wh: Settings) -> None:
     frame.loc[3, "ts"] = pd.NaT
     with psycopg.connect(wh.warehouse_dsn) as conn, conn.cursor() as cur:
         cur.execute(
-            "CREATE TEMP TABLE copy_probe (pos serial, t text, d double precision, i smallint,"
+            "CREATE TEMP TABLE copy_probe (pos integer, t text, d double precision, i smallint,"
             " b boolean, ts timestamp, day date, big bigint)"
         )
         assert copy_frame(cur, "pg_temp", "copy_probe", frame) == n
@@ -491,8 +493,8 @@ def test_checks_catch_orphans_and_duplicates(loaded: LoadResult, wh: Settings) -
         collist = sql.SQL(", ").join(sql.Identifier(c) for c in cols)
         conn.execute(
             sql.SQL(
-                "INSERT INTO dw.fact_flight ({c}) SELECT {c} FROM dw.fact_flight"
-                " ORDER BY flight_key LIMIT 1"
+                "INSERT INTO dw.fact_flight (flight_key, {c}) SELECT flight_key + 1, {c}"
+                " FROM dw.fact_flight ORDER BY flight_key LIMIT 1"
             ).format(c=collist)
         )
         conn.execute(
@@ -535,7 +537,7 @@ def test_failed_check_rolls_the_load_back(
 ) -> None:
     before = checksum(wh)
     broken = [checks.CheckResult("orphan_fk.always_broken", False, 1, 0)]
-    monkeypatch.setattr(checks, "_orphans", lambda cur: broken)
+    monkeypatch.setattr(checks, "_orphans", lambda cur, batch_id=None: broken)
     with pytest.raises(checks.DataCheckError, match="always_broken"):
         load(wh, force=True, topics=["airlines"])
     status = query(

@@ -68,12 +68,14 @@ NATURAL_KEYS: Final = [
     ("dim_date", ("full_date",)),
 ]
 
-# Staged rows whose natural key is not in dw: zero after a load, the new rows before it.
+# Staged rows not in dw by their natural key: zero after a load. The key is matched too
+# (it is a function of the natural key), which lets the planner use the primary key.
 STAGED_NOT_IN_DW = {
     "flights": """
         SELECT count(*) FROM staging.flights_resolved AS s WHERE NOT EXISTS (
             SELECT 1 FROM dw.fact_flight AS f
-            WHERE f.date_key = s.date_key AND f.airline_key = s.airline_key
+            WHERE f.flight_key = s.flight_key
+              AND f.date_key = s.date_key AND f.airline_key = s.airline_key
               AND f.flight_number = s.flight_number
               AND f.origin_airport_key = s.origin_airport_key)""",
     "weather": """
@@ -82,6 +84,10 @@ STAGED_NOT_IN_DW = {
             WHERE w.airport_key = s.airport_key AND w.observed_at = s.observed_at)""",
 }
 
+# Scope of the batch-scoped checks: the rows the batch inserted or changed.
+_BATCH_ROWS: Final = sql.SQL("f.load_batch_id = %(batch_id)s")
+_ALL_ROWS: Final = sql.SQL("true")
+
 
 def _scalar(cur: psycopg.Cursor[Any], query: sql.Composed | str, params: Any = None) -> Any:
     cur.execute(query, params)
@@ -89,33 +95,92 @@ def _scalar(cur: psycopg.Cursor[Any], query: sql.Composed | str, params: Any = N
     return None if row is None else row[0]
 
 
-def _orphans(cur: psycopg.Cursor[Any]) -> list[CheckResult]:
+def _orphans(cur: psycopg.Cursor[Any], batch_id: int | None = None) -> list[CheckResult]:
+    """Fact rows whose dimension member is missing; one scan per fact table (each
+    dimension's keys hashed once).
+
+    With ``batch_id``, only the rows that batch inserted or changed: still complete, because
+    a row no load touched since its own checks passed can only become an orphan if its
+    member disappears or changes key; loads never delete members, and keys are a function
+    of the natural key, which no load changes. Hand-made changes between loads are what the
+    on-demand check of the whole warehouse is for.
+    """
     results = []
-    for table, column, dim, key in FOREIGN_KEYS:
-        query = sql.SQL(
-            "SELECT count(*) FROM dw.{t} AS f WHERE f.{c} IS NOT NULL"
-            " AND NOT EXISTS (SELECT 1 FROM dw.{d} AS d WHERE d.{k} = f.{c})"
-        ).format(
-            t=sql.Identifier(table),
-            c=sql.Identifier(column),
-            d=sql.Identifier(dim),
-            k=sql.Identifier(key),
+    scope = _ALL_ROWS if batch_id is None else _BATCH_ROWS
+    for table in dict.fromkeys(t for t, *_ in FOREIGN_KEYS):
+        fks = [(c, d, k) for t, c, d, k in FOREIGN_KEYS if t == table]
+        counts = sql.SQL(", ").join(
+            sql.SQL(
+                "count(*) FILTER (WHERE f.{c} IS NOT NULL"
+                " AND f.{c} NOT IN (SELECT d.{k} FROM dw.{d} AS d WHERE d.{k} IS NOT NULL))"
+            ).format(c=sql.Identifier(c), d=sql.Identifier(d), k=sql.Identifier(k))
+            for c, d, k in fks
         )
-        n = int(_scalar(cur, query))
-        results.append(CheckResult(f"orphan_fk.{table}.{column}", n == 0, n, 0))
+        query = sql.SQL("SELECT {counts} FROM dw.{t} AS f WHERE {scope}").format(
+            counts=counts, t=sql.Identifier(table), scope=scope
+        )
+        cur.execute(query, {"batch_id": batch_id})
+        row = cur.fetchone() or (0,) * len(fks)
+        for (column, _, _), n in zip(fks, row, strict=True):
+            results.append(CheckResult(f"orphan_fk.{table}.{column}", n == 0, int(n), 0))
     return results
 
 
-def _duplicates(cur: psycopg.Cursor[Any]) -> list[CheckResult]:
+# Above this share of a table written by the batch, a check reads the whole table.
+SCOPED_MAX_SHARE: Final = 0.5
+
+
+def _written(cur: psycopg.Cursor[Any], batch_id: int, table: str) -> int:
+    """Rows of ``table`` the batch inserted or changed, as its audit row counts them."""
+    changes = _scalar(
+        cur,
+        "SELECT counts -> 'tables' -> %s FROM meta.load_batches WHERE batch_id = %s",
+        [table, batch_id],
+    )
+    return int((changes or {}).get("inserted", 0)) + int((changes or {}).get("updated", 0))
+
+
+def estimate(cur: psycopg.Cursor[Any], table: str) -> int:
+    """Rows of a dw table by the statistics (after the load's ANALYZE in bulk mode)."""
+    n = _scalar(
+        cur,
+        "SELECT greatest(reltuples, 0)::bigint FROM pg_class"
+        " WHERE oid = ('dw.' || quote_ident(%s))::regclass",
+        [table],
+    )
+    return int(n or 0)
+
+
+def _duplicates(cur: psycopg.Cursor[Any], batch_id: int | None = None) -> list[CheckResult]:
+    """Natural keys held by more than one row.
+
+    With ``batch_id``, the facts only look at the natural keys of the rows that batch
+    inserted or changed (against the whole table): a duplicate pair the batch did not touch
+    was already there when the load that wrote it passed this check. When the batch wrote
+    most of the table (a first load), one pass over the whole table is cheaper and just as
+    complete. Dimensions are small and always checked whole (dim_date has no load batch).
+    """
     results = []
     for table, keys in NATURAL_KEYS:
         cols = sql.SQL(", ").join(sql.Identifier(k) for k in keys)
+        scoped = (
+            batch_id is not None
+            and table.startswith("fact_")
+            and _written(cur, batch_id, table) < SCOPED_MAX_SHARE * estimate(cur, table)
+        )
+        scope = (
+            sql.SQL("WHERE ({cols}) IN (SELECT {cols} FROM dw.{t} AS f WHERE {batch})").format(
+                cols=cols, t=sql.Identifier(table), batch=_BATCH_ROWS
+            )
+            if scoped
+            else sql.SQL("")
+        )
         query = sql.SQL(
             "SELECT count(*), (array_agg(row_to_json(x)))[1:5] FROM"
-            " (SELECT {cols}, count(*) AS copies FROM dw.{t}"
+            " (SELECT {cols}, count(*) AS copies FROM dw.{t} {scope}"
             "  GROUP BY {cols} HAVING count(*) > 1) AS x"
-        ).format(cols=cols, t=sql.Identifier(table))
-        cur.execute(query)
+        ).format(cols=cols, t=sql.Identifier(table), scope=scope)
+        cur.execute(query, {"batch_id": batch_id})
         row = cur.fetchone()
         n, sample = (int(row[0]), row[1]) if row else (0, None)
         details = {"sample": sample} if n else {}
@@ -171,12 +236,15 @@ def run_checks(
 ) -> list[CheckResult]:
     """Every check on ``conn`` (inside the caller's transaction); never raises on failure.
 
-    With ``batch_id``, row-level rules look at the rows that batch wrote and, if
-    ``reconcile``, the batch's counts are reconciled against the staging tables (only
-    meaningful inside the load transaction); without, the whole warehouse is checked.
+    With ``batch_id`` and ``reconcile`` (inside the load transaction), the checks look at
+    the rows that batch inserted or changed (see :func:`_orphans`, :func:`_duplicates` for
+    why that is complete) and the batch's counts are reconciled against the staging tables.
+    With ``batch_id`` alone, row-level rules look at that batch's rows and the rest at the
+    whole warehouse; without, the whole warehouse is checked.
     """
+    scoped = batch_id if reconcile else None
     with conn.cursor() as cur:
-        results = _orphans(cur) + _duplicates(cur) + _rules(cur, batch_id)
+        results = _orphans(cur, scoped) + _duplicates(cur, scoped) + _rules(cur, batch_id)
         if batch_id is not None and reconcile:
             results += _reconcile(cur, batch_id)
     return results

@@ -7,14 +7,16 @@ Two steps, one DAG each (``flightpipe_transform``, ``flightpipe_load``):
   clean batch (``zones/clean.py``);
 * :func:`load_pending`: per pending clean batch, an audit row in ``meta.load_batches``
   (committed at once, so failures stay visible), then ONE transaction: COPY into
-  ``staging``, guarded upserts of dimensions, the quarantine of rows that break a rule of
-  the contract, the upserts of facts (``sql/NN_*.sql``), the loaded files, rejected rows
-  and audit counts, then the data checks; a failed check rolls everything back and raises
-  :class:`DataCheckError`, and the batch stays pending.
+  ``staging`` (binary), guarded upserts of dimensions, the quarantine of rows that break a
+  rule of the contract, the facts (``sql/NN_*.sql``: a guarded update of the rows already
+  in dw, a plain insert of the new ones), the loaded files, rejected rows and audit counts,
+  then the data checks, scoped to the rows the batch wrote; a failed check rolls everything
+  back and raises :class:`DataCheckError`, and the batch stays pending.
 
 A failed load retries without redoing Dask. Loads are serialised with an advisory lock (they
 share the staging tables). Re-running with the same files changes nothing in ``dw``: upserts
-compare values and skip equal rows, and surrogate keys of existing rows never change.
+compare values and skip equal rows, and surrogate keys are a function of the natural key
+(migration 0023), so every reload, in any order, gives every row the same key.
 """
 
 from __future__ import annotations
@@ -55,18 +57,22 @@ from flightpipe.zones.landing import LandedFile, discover, read_columns
 
 log = logging.getLogger(__name__)
 
-# Target table of each load step, to split MERGE row counts into inserted and updated.
+# Target table of each load step and how its row count reads: a MERGE's count is inserted
+# plus updated (split by counting the small dimension before and after), an INSERT's is
+# inserted, an UPDATE's updated.
 STEP_TARGETS = {
-    "01_dim_date": "dim_date",
-    "02_dim_airline": "dim_airline",
-    "03_dim_airport": "dim_airport",
-    "04_dim_plane": "dim_plane",
-    "05_infer_airline": "dim_airline",
-    "06_infer_airport": "dim_airport",
-    "07_infer_plane": "dim_plane",
-    "08_fact_weather": "fact_weather_hourly",
-    "09_fact_flight": "fact_flight",
-    "10_flight_weather_backfill": "fact_flight",
+    "01_dim_date": ("dim_date", "insert"),
+    "02_dim_airline": ("dim_airline", "merge"),
+    "03_dim_airport": ("dim_airport", "merge"),
+    "04_dim_plane": ("dim_plane", "merge"),
+    "05_infer_airline": ("dim_airline", "insert"),
+    "06_infer_airport": ("dim_airport", "insert"),
+    "07_infer_plane": ("dim_plane", "insert"),
+    "08_fact_weather_changed": ("fact_weather_hourly", "update"),
+    "09_fact_weather_new": ("fact_weather_hourly", "insert"),
+    "10_fact_flight_changed": ("fact_flight", "update"),
+    "11_fact_flight_new": ("fact_flight", "insert"),
+    "12_flight_weather_backfill": ("fact_flight", "update"),
 }
 
 
@@ -154,7 +160,7 @@ def _offsets(files: Sequence[LandedFile]) -> dict[str, dict[str, dict[str, int]]
 
 
 def _count(cur: psycopg.Cursor[Any], table: str) -> int:
-    cur.execute(f"SELECT count(*) FROM dw.{table}")  # table names come from STEP_TARGETS
+    cur.execute(f"SELECT count(*) FROM dw.{table}")  # a dimension named in STEP_TARGETS
     row = cur.fetchone()
     return int(row[0]) if row else 0
 
@@ -167,10 +173,18 @@ def _count(cur: psycopg.Cursor[Any], table: str) -> int:
 # The price is an exclusive lock on the fact table until commit, hence only for big batches.
 BULK_MIN_ROWS = 10_000
 BULK_MIN_SHARE = 0.10
-# New rows of a fact in this batch (natural key not in dw yet): what the triggers would cost.
+# New rows of a fact in this batch (key not in dw yet): what the triggers would cost.
 NEW_ROWS = {
-    "fact_weather_hourly": checks.STAGED_NOT_IN_DW["weather"],
-    "fact_flight": checks.STAGED_NOT_IN_DW["flights"],
+    "fact_weather_hourly": """
+        SELECT count(*) FROM staging.weather AS s WHERE NOT EXISTS (
+            SELECT 1 FROM dw.fact_weather_hourly AS w
+            WHERE w.airport_key = dw.member_key(s.origin)
+              AND w.observed_at = s.observed_at AT TIME ZONE 'UTC')""",
+    "fact_flight": """
+        SELECT count(*) FROM staging.flights AS s WHERE NOT EXISTS (
+            SELECT 1 FROM dw.fact_flight AS f
+            WHERE f.flight_key = dw.flight_key(s.year, s.month, s.day, s.carrier,
+                                               s.flight_number, s.origin))""",
 }
 
 
@@ -180,7 +194,7 @@ def _bulk_tables(cur: psycopg.Cursor[Any]) -> list[str]:
         cur.execute(query)
         row = cur.fetchone()
         new = int(row[0]) if row else 0
-        if new >= BULK_MIN_ROWS and new >= BULK_MIN_SHARE * _count(cur, table):
+        if new >= BULK_MIN_ROWS and new >= BULK_MIN_SHARE * checks.estimate(cur, table):
             tables.append(table)
     return tables
 
@@ -209,25 +223,26 @@ def _run_steps(
     bulk: list[str] | None = None
     quarantined: dict[str, int] = {}
     for step, statement in load_steps():
-        target = STEP_TARGETS[step]
+        target, kind = STEP_TARGETS[step]
         if bulk is None and target.startswith("fact_"):
-            # Once the dimensions are in: the rules see the airports' zones, and the
-            # new-row estimate resolves all keys.
+            # Once the dimensions are in: the rules see the airports' zones.
             quarantined = quarantine(cur, batch_id)
             bulk = _bulk_tables(cur)
             for table in bulk:
                 _drop_fk_and_indexes(cur, table)
-        before = _count(cur, target)
+        before = _count(cur, target) if kind == "merge" else 0
         t0 = time.perf_counter()
         cur.execute(statement, {"batch_id": batch_id})
         affected = max(cur.rowcount, 0)
-        inserted = _count(cur, target) - before
+        inserted = {"merge": _count(cur, target) - before, "insert": affected}.get(kind, 0)
         c = changes.setdefault(target, {"inserted": 0, "updated": 0})
         c["inserted"] += inserted
         c["updated"] += affected - inserted
         log.debug("step %s: %d rows in %.3f s", step, affected, time.perf_counter() - t0)
     for table in bulk or []:
+        t0 = time.perf_counter()
         _restore_fk_and_indexes(cur, table)
+        log.debug("restore %s in %.3f s", table, time.perf_counter() - t0)
     return changes, bulk or [], quarantined
 
 

@@ -82,28 +82,43 @@ def rule_counts(
     cur: psycopg.Cursor[Any], batch_id: int | None
 ) -> list[tuple[str, int, list[str] | None]]:
     """(rule, offending rows, sample of their sources) over the rows ``batch_id`` wrote to
-    the fact tables (the whole warehouse when None); one scan per table."""
+    the fact tables (the whole warehouse when None): one scan per table that evaluates each
+    rule once per row, and a second one for the samples only when a rule found rows (an
+    aggregate of samples beside the count would evaluate every rule twice)."""
     out: list[tuple[str, int, list[str] | None]] = []
     for entity in ruled_entities():
         assert entity.fact_table is not None
-        aggregates = sql.SQL(", ").join(
-            sql.SQL(
-                "count(*) FILTER (WHERE {c}),"
-                " (array_agg(f.src_topic || '[' || f.src_partition || ']@' || f.src_offset)"
-                " FILTER (WHERE {c}))[1:5]"
-            ).format(c=_condition(cond))
+        counts = sql.SQL(", ").join(
+            sql.SQL("count(*) FILTER (WHERE {c})").format(c=_condition(cond))
             for cond in entity.rules.values()
         )
-        scope = sql.SQL("f.load_batch_id = %(batch_id)s" if batch_id is not None else "true")
-        query = sql.SQL("SELECT {aggregates} FROM {fact} AS f{joins} WHERE {scope}").format(
-            aggregates=aggregates,
-            fact=sql.Identifier("dw", entity.fact_table),
-            joins=_JOINS.get(entity.name, sql.SQL("")),
-            scope=scope,
-        )
-        cur.execute(query, {"batch_id": batch_id})
-        row = cur.fetchone()
-        for i, name in enumerate(entity.rules):
-            n, sample = (int(row[2 * i]), row[2 * i + 1]) if row else (0, None)
-            out.append((name, n, sample))
+        row = _scan(cur, entity, counts, batch_id)
+        found = [int(n) for n in row] if row else [0] * len(entity.rules)
+        samples: list[list[str] | None] = [None] * len(found)
+        if any(found):
+            source = sql.SQL("f.src_topic || '[' || f.src_partition || ']@' || f.src_offset")
+            aggregates = sql.SQL(", ").join(
+                sql.SQL("(array_agg({s}) FILTER (WHERE {c}))[1:5]").format(
+                    s=source, c=_condition(cond)
+                )
+                for cond in entity.rules.values()
+            )
+            samples = list(_scan(cur, entity, aggregates, batch_id) or samples)
+        out += list(zip(entity.rules, found, samples, strict=True))
     return out
+
+
+def _scan(
+    cur: psycopg.Cursor[Any], entity: Entity, aggregates: sql.Composable, batch_id: int | None
+) -> tuple[Any, ...] | None:
+    assert entity.fact_table is not None
+    scope = sql.SQL("f.load_batch_id = %(batch_id)s" if batch_id is not None else "true")
+    query = sql.SQL("SELECT {aggregates} FROM {fact} AS f{joins} WHERE {scope}").format(
+        aggregates=aggregates,
+        fact=sql.Identifier("dw", entity.fact_table),
+        joins=_JOINS.get(entity.name, sql.SQL("")),
+        scope=scope,
+    )
+    cur.execute(query, {"batch_id": batch_id})
+    row = cur.fetchone()
+    return tuple(row) if row else None

@@ -6,5 +6,5 @@ WHEN MATCHED AND (d.name, d.is_inferred, d.member_source)
     UPDATE SET name = s.name, is_inferred = false, member_source = 'reference',
                load_batch_id = %(batch_id)s
 WHEN NOT MATCHED THEN
-    INSERT (carrier_code, name, is_inferred, member_source, load_batch_id)
-    VALUES (s.carrier, s.name, false, 'reference', %(batch_id)s);
+    INSERT (airline_key, carrier_code, name, is_inferred, member_source, load_batch_id)
+    VALUES (dw.member_key(s.carrier), s.carrier, s.name, false, 'reference', %(batch_id)s);

@@ -13,7 +13,7 @@ WHEN MATCHED AND (d.name, d.latitude, d.longitude, d.altitude_ft, d.utc_offset_h
                dst_rule = s.dst_rule, tzone = s.tzone, tzone_source = s.tzone_source,
                is_inferred = false, member_source = 'reference', load_batch_id = %(batch_id)s
 WHEN NOT MATCHED THEN
-    INSERT (faa_code, name, latitude, longitude, altitude_ft, utc_offset_h, dst_rule, tzone,
+    INSERT (airport_key, faa_code, name, latitude, longitude, altitude_ft, utc_offset_h, dst_rule, tzone,
             tzone_source, is_inferred, member_source, load_batch_id)
-    VALUES (s.faa, s.name, s.latitude, s.longitude, s.altitude_ft, s.utc_offset_h, s.dst_rule,
+    VALUES (dw.member_key(s.faa), s.faa, s.name, s.latitude, s.longitude, s.altitude_ft, s.utc_offset_h, s.dst_rule,
             s.tzone, s.tzone_source, false, 'reference', %(batch_id)s);

@@ -11,7 +11,7 @@ WHEN MATCHED AND (d.year_built, d.aircraft_type, d.manufacturer, d.model, d.engi
                seats = s.seats, speed_mph = s.speed_mph, engine_type = s.engine_type,
                is_inferred = false, member_source = 'reference', load_batch_id = %(batch_id)s
 WHEN NOT MATCHED THEN
-    INSERT (tailnum, year_built, aircraft_type, manufacturer, model, engines, seats, speed_mph,
+    INSERT (plane_key, tailnum, year_built, aircraft_type, manufacturer, model, engines, seats, speed_mph,
             engine_type, is_inferred, member_source, load_batch_id)
-    VALUES (s.tailnum, s.year_built, s.aircraft_type, s.manufacturer, s.model, s.engines,
+    VALUES (dw.member_key(s.tailnum), s.tailnum, s.year_built, s.aircraft_type, s.manufacturer, s.model, s.engines,
             s.seats, s.speed_mph, s.engine_type, false, 'reference', %(batch_id)s);

@@ -1,8 +1,8 @@
 -- Airports seen in flights or weather but in no airports reference yet: inferred members,
 -- from the airportsdata candidates when the code is there (name, position, IANA zone).
-INSERT INTO dw.dim_airport (faa_code, name, latitude, longitude, altitude_ft, tzone,
+INSERT INTO dw.dim_airport (airport_key, faa_code, name, latitude, longitude, altitude_ft, tzone,
                             tzone_source, is_inferred, member_source, load_batch_id)
-SELECT c.code,
+SELECT dw.member_key(c.code), c.code,
        COALESCE(k.name, 'Unknown airport ' || c.code),
        k.latitude, k.longitude, k.altitude_ft, k.tzone,
        CASE WHEN k.tzone IS NOT NULL THEN 'airportsdata' END,
