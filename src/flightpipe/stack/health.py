@@ -40,8 +40,22 @@ def probe_airflow(base_url: str) -> str:
     return f"health endpoint ok ({', '.join(body)})"
 
 
+def probe_storage(settings: Settings) -> str:
+    """Signed requests the object store must answer: list the buckets, find ours."""
+    from flightpipe import storage
+
+    fs, path = storage.filesystem(settings.storage_base, storage.storage_options(settings))
+    bucket = path.split("/", 1)[0]
+    buckets = {b.rstrip("/") for b in fs.ls("", detail=False)}
+    state = "present" if bucket in buckets else "not created yet"
+    return f"S3 API ok at {settings.s3_endpoint}, bucket {bucket} {state}"
+
+
 def checks(settings: Settings) -> dict[str, Callable[[], str]]:
-    return {
+    found: dict[str, Callable[[], str]] = {}
+    if settings.s3_storage:
+        found["storage"] = lambda: probe_storage(settings)
+    return found | {
         "postgres": lambda: postgres.probe(settings.dsn("reader")),
         "kafka": lambda: kafka.probe(settings),
         "dask": lambda: probe_dask(
