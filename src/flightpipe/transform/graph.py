@@ -19,7 +19,8 @@ from distributed import wait
 
 from flightpipe.contract import TOPICS, entity
 from flightpipe.transform import clean
-from flightpipe.zones.landing import LandedFile, by_partition, file_rows, read_columns
+from flightpipe.transform.read import read_columns
+from flightpipe.zones.landing import LandedFile, by_partition, file_rows
 
 
 def read_and_clean(

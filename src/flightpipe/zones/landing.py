@@ -37,6 +37,7 @@ from flightpipe.contract.events import Event, field_kinds
 from flightpipe.ingest.topics import committed_offsets, end_offsets, full_name
 from flightpipe.settings import Settings
 from flightpipe.storage import fsync_path
+from flightpipe.transform import read
 
 __all__ = [
     "META_COLUMNS",
@@ -261,13 +262,6 @@ def _num_rows(fs: Any, path: str) -> int:
         return int(pq.read_metadata(fh).num_rows)
 
 
-def _parquet(path: str | Path, options: Mapping[str, Any] | None) -> pq.ParquetFile:
-    fs, inner = storage.filesystem(str(path), options)
-    if storage.is_local(fs):
-        return pq.ParquetFile(inner)
-    return pq.ParquetFile(pa.BufferReader(fs.cat_file(inner)))
-
-
 def discover(
     settings: Settings, topics: Iterable[str], *, only_committed: bool = True
 ) -> dict[str, list[LandedFile]]:
@@ -294,21 +288,8 @@ def read_columns(
 ) -> pd.DataFrame:
     """Landed files (paths or URLs) as one frame with exactly ``columns``; a column a file
     lacks (an older event version) is NA. ``storage_options`` as from
-    :func:`flightpipe.storage.storage_options`: a Dask worker gets them with the URLs."""
-    tables = []
-    for path in paths:
-        parquet = _parquet(path, storage_options)
-        present = [c for c in columns if c in parquet.schema_arrow.names]
-        tables.append(parquet.read(columns=present))
-    frame = (
-        pa.concat_tables(tables, promote_options="permissive").to_pandas()
-        if tables
-        else pd.DataFrame()
-    )
-    for col in columns:
-        if col not in frame.columns:
-            frame[col] = pd.Series(pd.NA, index=frame.index, dtype="object")
-    return frame[list(columns)].reset_index(drop=True)
+    :func:`flightpipe.storage.storage_options`."""
+    return read.read_columns(paths, columns, storage_options)
 
 
 def file_rows(files: Iterable[LandedFile]) -> Mapping[str, int]:
@@ -321,7 +302,8 @@ def read_landed(
 ) -> pa.Table:
     """All rows of the given landed files as one Arrow table (same schema per topic)."""
     tables = [
-        _parquet(p.path if isinstance(p, LandedFile) else p, storage_options).read() for p in paths
+        read.parquet_file(p.path if isinstance(p, LandedFile) else p, storage_options).read()
+        for p in paths
     ]
     if not tables:
         raise ValueError("read_landed needs at least one file")
