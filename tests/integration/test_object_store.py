@@ -200,3 +200,41 @@ def test_whole_year_with_the_zones_on_the_store(pipe: Settings, workers: Client,
     shown = ", ".join(f"{k} {v:.1f} s" for k, v in steps.items())
     print(f"\nwhole year, zones on {pipe.storage_base}: {seconds:.1f} s ({shown}; {len(landed)}"
           " flights files)")  # fmt: skip
+
+
+# --- models and reports on the object store -----------------------------------------------
+def test_a_model_artifact_round_trips_through_the_store(s3_settings: Settings) -> None:
+    from sklearn.dummy import DummyClassifier
+
+    from flightpipe.ml.train import load_artifact, save_artifact, sha256_of
+
+    model = DummyClassifier(strategy="prior").fit([[0], [1], [1]], [0, 1, 1])
+    url = storage.join(storage.zone_url(s3_settings, "models"), "m-prior.skops")
+    options = storage.storage_options(s3_settings)
+    digest = save_artifact(model, url, options)
+    assert sha256_of(url, options) == digest
+    assert load_artifact(url, options).predict_proba([[5]])[0].tolist() == pytest.approx(
+        [1 / 3, 2 / 3]
+    )
+
+
+def test_a_report_run_is_published_with_its_index_last_and_latest(
+    s3_settings: Settings, tmp_path: Path
+) -> None:
+    from flightpipe.analytics.report import INDEX, LATEST_OBJECT, publish_remote
+
+    run = tmp_path / "20130101T000000Z"
+    run.mkdir()
+    (run / "delays.png").write_bytes(b"\x89PNG fake")
+    (run / "summary.json").write_text("{}")
+    (run / INDEX).write_text("<html></html>")
+    url = publish_remote(s3_settings, run)
+    assert url == f"{s3_settings.storage_url}/reports/{run.name}"
+    fs, root = storage.zone_fs(s3_settings, "reports")
+    assert sorted(p.rsplit("/", 1)[-1] for p in fs.find(f"{root}/{run.name}")) == [
+        "delays.png",
+        INDEX,
+        "summary.json",
+    ]
+    assert fs.cat_file(f"{root}/{LATEST_OBJECT}") == run.name.encode()
+    assert fs.cat_file(f"{root}/{run.name}/{INDEX}") == b"<html></html>"
