@@ -95,3 +95,20 @@ def test_reading_by_url_fills_missing_columns(tmp_path: Path) -> None:
     frame = read_columns([f"file://{old}", str(new)], ["a", "b"], {})
     assert frame["a"].tolist() == [1, 2]
     assert pd.isna(frame["b"][0]) and frame["b"][1] == "x"
+
+
+def test_the_stack_runs_s3proxy_only_for_s3_without_an_endpoint(tmp_path: Path) -> None:
+    from flightpipe.stack import services
+
+    def names(**kw: str) -> set[str]:
+        return {p.name for p in services.programs(Settings(run_dir=tmp_path, **kw), {})}
+
+    assert "s3proxy" not in names()
+    assert "s3proxy" not in names(storage_url="s3://b", s3_endpoint_url="https://s3.example")
+    local = Settings(run_dir=tmp_path, storage_url="s3://b", s3proxy_port=19999)
+    (program,) = [p for p in services.programs(local, {}) if p.name == "s3proxy"]
+    props = tmp_path / "s3proxy" / "s3proxy.properties"
+    assert program.command[-2:] == ["--properties", str(props)]
+    assert props.stat().st_mode & 0o777 == 0o600  # it holds the secret
+    assert "s3proxy.endpoint=http://127.0.0.1:19999\n" in props.read_text()
+    assert services.ports(local)["s3proxy"] == [(19999, "FLIGHTPIPE_S3PROXY_PORT")]

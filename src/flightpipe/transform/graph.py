@@ -101,7 +101,9 @@ def build(
             [[f.path for f in g] for g in groups],
             topic=topic,
             tz_map=dict(tz_map),
-            storage_options=dict(storage_options or {}),
+            # Only when there are any: a local zone then makes the same call as before, which
+            # workers started from an older release still accept.
+            **({"storage_options": dict(storage_options)} if storage_options else {}),
             meta=clean.empty_clean(topic),
             enforce_metadata=False,
             label=f"clean-{topic}",

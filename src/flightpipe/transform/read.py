@@ -1,9 +1,8 @@
 """Reading landed Parquet files by URL, on whichever host runs the task.
 
-Part of the transform package, which Dask workers receive by value (see
-:mod:`flightpipe.transform.client`): a worker needs pandas, pyarrow and fsspec (s3fs for
-``s3://``) installed, not this project's version, and it is handed the storage options
-with the URLs, never a path on a disk it would have to share.
+Runs on the Dask workers: each task is handed the URLs and the storage options, so a
+worker needs flightpipe and s3fs installed but none of the settings, and never a path on a
+disk it would have to share with the host that listed the files.
 """
 
 from __future__ import annotations
