@@ -1,6 +1,7 @@
 """One full cycle through the live Airflow deployment, driven over its REST API.
 
-Trigger ``flightpipe_ingest`` with ``whole_year``, then wait for the ``flightpipe_transform``
+One-day cycles (the class-mode unit) until the warehouse is published, and one whole-year
+chain: trigger ``flightpipe_ingest`` with ``whole_year``, then wait for the ``flightpipe_transform``
 and ``flightpipe_load`` runs its Assets start, then for the ``flightpipe_reports`` and
 ``flightpipe_ml`` runs the warehouse Asset starts. This uses the deployment as it is
 (default topics, live warehouse), so it also measures Airflow's own cost: the time no task
@@ -9,7 +10,10 @@ of the chain was running.
 
 from __future__ import annotations
 
+import os
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -121,57 +125,101 @@ def _summarise(
     }
 
 
-def run_cycle(settings: Settings, timeout: float = 480) -> dict[str, Any]:
-    """Trigger a whole-year ingest and follow the chain to the end of reports and ml."""
-    api = AirflowApi(settings)
+@contextmanager
+def _dags_running(api: AirflowApi) -> Iterator[dict[str, bool]]:
+    """Asset-triggered DAGs do not start while paused: unpause them for the measurement and
+    restore what we changed afterwards. Yields the paused state found."""
     api.wait_for_dags(DAG_IDS, timeout=60)
-    # Asset-triggered DAGs do not start while paused; restore what we changed afterwards.
     paused = {d: bool(api.dag(d)["is_paused"]) for d in DAG_IDS}
     unpaused = [d for d in (TRANSFORM, WAREHOUSE, REPORTS, ML) if paused[d]]
     for dag_id in unpaused:
         api.set_paused(dag_id, False)
-    deadline = time.monotonic() + timeout
     try:
-        triggered = datetime.now(UTC)
-        run_id = api.trigger(INGEST, {"whole_year": True})
-        say(f"  airflow: triggered {INGEST} {run_id}")
-        if paused[INGEST]:
-            # A manual run of a paused DAG may stay queued; unpause only if it does.
-            state = poll(
-                lambda: api.run(INGEST, run_id)["state"],
-                until=lambda s: s != "queued",
-                timeout=15,
-            )
-            if state == "queued":
-                unpaused.append(INGEST)
-                api.set_paused(INGEST, False)
-        ingest = api.wait_for_run(INGEST, run_id, timeout=deadline - time.monotonic())
-        if ingest["state"] != "success":
-            raise AirflowApiError(f"{INGEST} {run_id} ended {ingest['state']}")
-        say(f"  airflow: ingest done after {(_ts(ingest['end_date']) - triggered).seconds} s")
-        published = _end_of(api, INGEST, run_id, "publish_landing")
-        transform = _run_after(api, TRANSFORM, published, deadline - time.monotonic())
-        cleaned = _end_of(api, TRANSFORM, transform["dag_run_id"], "transform")
-        warehouse = _run_after(api, WAREHOUSE, cleaned, deadline - time.monotonic())
-        say(f"  airflow: warehouse {warehouse['state']}")
-        loaded = _end_of(api, WAREHOUSE, warehouse["dag_run_id"], "publish_warehouse")
-        reports = _run_after(api, REPORTS, loaded, deadline - time.monotonic())
-        ml = _run_after(api, ML, loaded, deadline - time.monotonic())
-        say(f"  airflow: reports {reports['state']}, ml {ml['state']}")
-        runs = {
-            INGEST: ingest,
-            TRANSFORM: transform,
-            WAREHOUSE: warehouse,
-            REPORTS: reports,
-            ML: ml,
-        }
-        result = _summarise(api, runs, triggered)
-        result["states"] = {d: r["state"] for d, r in runs.items()}
-        result["unpaused_for_the_run"] = unpaused
-        return result
+        yield paused
     finally:
         for dag_id in unpaused:
             try:
                 api.set_paused(dag_id, True)
             except AirflowApiError as exc:
                 say(f"warning: could not pause {dag_id} again: {exc}")
+
+
+def _trigger(api: AirflowApi, conf: dict[str, Any], paused: bool) -> str:
+    run_id = api.trigger(INGEST, conf)
+    say(f"  airflow: triggered {INGEST} {run_id} {conf}")
+    if paused:
+        # A manual run of a paused DAG stays queued: unpause it, then pause it again as soon
+        # as the run has started, so the class-mode schedule does not add runs of its own.
+        state = poll(
+            lambda: api.run(INGEST, run_id)["state"], until=lambda s: s != "queued", timeout=5
+        )
+        if state == "queued":
+            api.set_paused(INGEST, False)
+            poll(lambda: api.run(INGEST, run_id)["state"], until=lambda s: s != "queued",
+                 timeout=60)  # fmt: skip
+            api.set_paused(INGEST, True)
+    return run_id
+
+
+def _follow_to_warehouse(
+    api: AirflowApi, run_id: str, deadline: float
+) -> tuple[dict[str, dict[str, Any]], dict[str, datetime]]:
+    """The ingest run, then the transform and load runs its Assets started, all finished."""
+    ingest = api.wait_for_run(INGEST, run_id, timeout=deadline - time.monotonic())
+    if ingest["state"] != "success":
+        raise AirflowApiError(f"{INGEST} {run_id} ended {ingest['state']}")
+    published = _end_of(api, INGEST, run_id, "publish_landing")
+    transform = _run_after(api, TRANSFORM, published, deadline - time.monotonic())
+    cleaned = _end_of(api, TRANSFORM, transform["dag_run_id"], "transform")
+    warehouse = _run_after(api, WAREHOUSE, cleaned, deadline - time.monotonic())
+    if warehouse["state"] != "success":
+        raise AirflowApiError(f"{WAREHOUSE} {warehouse['dag_run_id']} ended {warehouse['state']}")
+    loaded = _end_of(api, WAREHOUSE, warehouse["dag_run_id"], "data_checks")
+    runs = {INGEST: ingest, TRANSFORM: transform, WAREHOUSE: warehouse}
+    return runs, {"landing": published, "clean": cleaned, "warehouse": loaded}
+
+
+def one_day_cycle(
+    settings: Settings, day: str = "2013-06-03", timeout: float = 300
+) -> dict[str, Any]:
+    """One day of 2013 from trigger until ``flightpipe_load`` published the warehouse."""
+    before = [round(x, 2) for x in os.getloadavg()]
+    with AirflowApi(settings) as api, _dags_running(api) as paused:
+        deadline = time.monotonic() + timeout
+        triggered = datetime.now(UTC)
+        run_id = _trigger(api, {"start": day, "days": 1}, paused[INGEST])
+        runs, ends = _follow_to_warehouse(api, run_id, deadline)
+    ingest = runs[INGEST]
+
+    def since(at: datetime) -> float:
+        return round((at - triggered).total_seconds(), 3)
+
+    return {
+        "day": day,
+        "run_id": run_id,
+        "trigger_to_landing_seconds": since(ends["landing"]),
+        "trigger_to_clean_seconds": since(ends["clean"]),
+        "trigger_to_warehouse_seconds": since(ends["warehouse"]),
+        "start_delay_seconds": round(
+            (_ts(ingest["start_date"]) - _queued(ingest)).total_seconds(), 3
+        ),
+        "load_before": before,
+        "noisy": before[0] > (os.cpu_count() or 1),
+    }
+
+
+def run_cycle(settings: Settings, timeout: float = 480) -> dict[str, Any]:
+    """Trigger a whole-year ingest and follow the chain to the end of reports and ml."""
+    with AirflowApi(settings) as api, _dags_running(api) as paused:
+        deadline = time.monotonic() + timeout
+        triggered = datetime.now(UTC)
+        run_id = _trigger(api, {"whole_year": True}, paused[INGEST])
+        runs, ends = _follow_to_warehouse(api, run_id, deadline)
+        say(f"  airflow: warehouse after {(ends['warehouse'] - triggered).seconds} s")
+        reports = _run_after(api, REPORTS, ends["warehouse"], deadline - time.monotonic())
+        ml = _run_after(api, ML, ends["warehouse"], deadline - time.monotonic())
+        say(f"  airflow: reports {reports['state']}, ml {ml['state']}")
+        runs |= {REPORTS: reports, ML: ml}
+        result = _summarise(api, runs, triggered)
+        result["states"] = {d: r["state"] for d, r in runs.items()}
+        return result

@@ -1,8 +1,9 @@
 """Raw limits, measured in the same run as the pipeline they bound.
 
 * Kafka's own ProducerPerformance and ConsumerPerformance (Java, same jars as the broker);
-* a raw binary COPY of the final fact rows into empty, constraint-free tables;
-* the Dask transform with its input already in worker memory (no Parquet reads).
+* a raw binary COPY of the final fact rows into empty, constraint-free tables.
+
+The transform's anchor, the same cleaning in DuckDB, is in ``bench/anchor.py``.
 """
 
 from __future__ import annotations
@@ -16,20 +17,15 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
-import pandas as pd
 import psycopg
 from confluent_kafka.admin import NewTopic
 from psycopg import sql
 
 from flightpipe import source
-from flightpipe.contract import TOPICS, entity
 from flightpipe.ingest import kafka_clients
 from flightpipe.settings import Settings
 from flightpipe.stack.kafka import tool_command
-from flightpipe.transform import clean, graph
-from flightpipe.transform.client import dask_client
 from flightpipe.waiting import wait_until
-from flightpipe.zones.landing import by_partition, discover, read_columns
 
 FACTS = ("fact_flight", "fact_weather_hourly")
 _PERF_COLUMNS = (
@@ -206,47 +202,3 @@ def raw_copy(settings: Settings) -> dict[str, Any]:
         "bytes": sum(len(p) for p in payloads.values()),
         "seconds": round(seconds, 3),
     }
-
-
-# --- Dask ------------------------------------------------------------------------------------
-
-
-def dask_in_memory(settings: Settings) -> dict[str, Any]:
-    """The transform graph of graph.build (clean per Kafka partition, weather reduced to one
-    partition and joined to every flights partition, results gathered) with the raw landed
-    rows already scattered to the workers: compute and transfer only, no Parquet I/O."""
-    with psycopg.connect(settings.warehouse_dsn) as conn:
-        tz_map = dict(conn.execute("SELECT faa_code, tzone FROM dw.dim_airport").fetchall())
-    files = discover(settings, TOPICS)
-    raws = {
-        topic: [
-            read_columns([f.path for f in group], entity(topic).raw_columns)
-            for group in by_partition(files[topic])
-        ]
-        for topic in TOPICS
-        if files.get(topic)
-    }
-    rows = sum(len(r) for parts in raws.values() for r in parts)
-    with dask_client(settings) as client:
-        scattered = {t: client.scatter(parts) for t, parts in raws.items()}
-        tz = client.scatter(tz_map, broadcast=True)
-        # Warm the workers' imports outside the timed part.
-        client.gather(client.submit(clean.clean_topic, "airlines", raws["airlines"][0], tz_map))
-        started = time.perf_counter()
-        cleaned = {
-            t: [client.submit(clean.clean_topic, t, part, tz, pure=False) for part in parts]
-            for t, parts in scattered.items()
-        }
-        outputs = {t: futs for t, futs in cleaned.items() if t not in ("weather", "flights")}
-        weather_parts = client.submit(pd.concat, cleaned["weather"], ignore_index=True)
-        weather = client.submit(graph._dedupe_single, weather_parts, "weather", pure=False)
-        outputs["weather"] = [weather]
-        outputs["flights"] = [
-            client.submit(clean.join_weather, part, weather, pure=False)
-            for part in cleaned["flights"]
-        ]
-        gathered = client.gather(outputs)
-        seconds = time.perf_counter() - started
-        del scattered, tz, cleaned
-    out_rows = sum(len(frame) for parts in gathered.values() for frame in parts)
-    return {"rows_in": rows, "rows_out": out_rows, "seconds": round(seconds, 3)}

@@ -9,7 +9,7 @@ from datetime import timedelta
 from typing import Any
 
 import pendulum
-from airflow.sdk import Asset, get_current_context, task, teardown
+from airflow.sdk import Asset, get_current_context, teardown
 
 from flightpipe.settings import get_settings
 
@@ -50,16 +50,3 @@ def record_timings() -> Any:
         return pipeline.record_timings(ctx["dag"].dag_id, ctx["run_id"])
 
     return record_timings()
-
-
-def migrate() -> Any:
-    """Apply pending warehouse migrations; a no-op when current. Ingest needs it too: the
-    replay cursor lives in the warehouse."""
-
-    @task(doc_md="Apply pending warehouse migrations (no-op when current).")
-    def migrate() -> list[str]:
-        from flightpipe import pipeline
-
-        return pipeline.migrate()
-
-    return migrate()

@@ -4,19 +4,25 @@
 Runs every few minutes (class mode; `FLIGHTPIPE_CYCLE_MINUTES`). Each run replays the next
 slice of 2013 (`FLIGHTPIPE_SLICE_DAYS` days, cursor kept in `meta.replay_cursor`):
 
-1. **migrate** brings the warehouse schema up to date (the replay cursor lives there), and
-   **plan_slice** reads the cursor (or the `start`/`days`/`whole_year` params of a manual run).
+1. **plan_slice** brings the warehouse schema up to date (the replay cursor lives there),
+   reads the cursor (or the `start`/`days`/`whole_year` params of a manual run) and opens the
+   run in `meta.ingest_runs`.
 2. **ensure_topics** creates the Kafka topics if missing (idempotent).
 3. **produce** — five producers in parallel (mapped): flights from EWR, JFK and LGA,
    weather, and the reference tables. Idempotent producers, `acks=all`.
-4. **snapshot_offsets** records the end offset of every partition once producing is done.
-5. **consume** — the consumer group's members in parallel (mapped). Each writes Parquet
-   landing files and commits offsets only after the file is durable; they stop exactly at
-   the snapshot, so a run never hangs and never loses what arrives later.
+4. **consume** — the consumer group's members (mapped), running **at the same time as the
+   producers**: one continuous flow. Each writes Parquet landing files and commits offsets
+   only after the file is durable.
+5. **snapshot_offsets** records the end offset of every partition once every producer has
+   finished (whether it succeeded or not) and publishes it to the members, which stop
+   exactly there: a run never hangs and never takes what arrives later.
 6. **publish_landing** reconciles Kafka offsets with landed + dead-lettered records,
    advances the cursor, and updates the `flightpipe_landing` Asset, which starts
-   `flightpipe_transform`.
+   `flightpipe_transform`. It fails if a producer failed; the cursor then stays.
 7. **record_timings** (teardown) stores task durations in `meta.task_runs`.
+
+Clear a failed run from **plan_slice**, not from a later task: a new run key makes the
+members wait for the new snapshot.
 """
 
 from __future__ import annotations
@@ -34,7 +40,6 @@ from flightpipe_common import (
     LANDING,
     START_DATE,
     TAGS,
-    migrate,
     record_timings,
 )
 
@@ -68,7 +73,7 @@ PRODUCERS = list(ROLES)
     },
 )
 def flightpipe_ingest() -> None:
-    @task(doc_md="Decide which days of 2013 this run replays.")
+    @task(doc_md="Migrate the warehouse, decide which days of 2013 this run replays.")
     def plan_slice() -> dict[str, Any]:
         from flightpipe import pipeline
 
@@ -95,20 +100,25 @@ def flightpipe_ingest() -> None:
 
         return pipeline.produce(role, replay)
 
-    @task(doc_md="End offsets of every input partition, taken after all producers finished.")
-    def snapshot_offsets(produced: list[dict[str, Any]]) -> dict[str, Any]:
+    @task(
+        doc_md="End offsets of every input partition once every producer is done; the "
+        "consumer members stop there.",
+        trigger_rule="all_done",
+    )
+    def snapshot_offsets(replay: dict[str, Any]) -> dict[str, Any]:
         from flightpipe import pipeline
 
-        return pipeline.snapshot_offsets()
+        return pipeline.snapshot_offsets(replay)
 
     @task(
-        doc_md="A consumer-group member: land Parquet, then commit; stop at the snapshot.",
+        doc_md="A consumer-group member, beside the producers: land Parquet, then commit; "
+        "stop at the snapshot once it is published.",
         execution_timeout=timedelta(minutes=30),
     )
-    def consume(member: int, snapshot: dict[str, Any]) -> dict[str, Any]:
+    def consume(member: int, replay: dict[str, Any]) -> dict[str, Any]:
         from flightpipe import pipeline
 
-        return pipeline.consume(member, snapshot)
+        return pipeline.consume(member, replay)
 
     @task(
         outlets=[LANDING],
@@ -122,15 +132,15 @@ def flightpipe_ingest() -> None:
         return pipeline.publish_landing(replay, snapshot, list(consumed))
 
     replay = plan_slice()
-    migrate() >> replay
     topics = ensure_topics()
     produced = produce.partial(replay=replay).expand(role=PRODUCERS)
-    topics >> produced
-    snapshot = snapshot_offsets(produced)
-    consumed = consume.partial(snapshot=snapshot).expand(
-        member=list(range(get_settings().consumers))
-    )
-    publish_landing(replay, snapshot, consumed) >> record_timings()
+    consumed = consume.partial(replay=replay).expand(member=list(range(get_settings().consumers)))
+    topics >> [produced, consumed]
+    snapshot = snapshot_offsets(replay)
+    produced >> snapshot
+    published = publish_landing(replay, snapshot, consumed)
+    produced >> published
+    published >> record_timings()
 
 
 flightpipe_ingest()

@@ -3,18 +3,17 @@
 
 Starts whenever `flightpipe_transform` publishes the `flightpipe_clean` Asset.
 
-1. **migrate** applies pending versioned SQL migrations (no-op when current).
-2. **load** takes every pending clean batch, oldest first. Per batch, in one transaction:
+1. **load** takes every pending clean batch, oldest first. Per batch, in one transaction:
    COPY into `staging`, upserts of the dimensions, rows that break a rule of the data
    contract moved to `meta.rejected_rows`, upserts of the facts, the audit row in
    `meta.load_batches`. A retry loads the same batch again without redoing Dask; loading it
    twice changes nothing.
-3. **data_checks** fails the run on orphan keys, duplicate natural keys, counts that do not
+2. **data_checks** fails the run on orphan keys, duplicate natural keys, counts that do not
    reconcile, or rows breaking the contract's rules; results land in `meta.check_results`.
    They catch bugs, never input: bad rows were already set aside.
-4. **publish_warehouse** updates the `flightpipe_warehouse` Asset, which starts
+   When they pass, it updates the `flightpipe_warehouse` Asset, which starts
    `flightpipe_reports` and `flightpipe_ml`.
-5. **record_timings** (teardown) stores task durations in `meta.task_runs`.
+3. **record_timings** (teardown) stores task durations in `meta.task_runs`.
 """
 
 from __future__ import annotations
@@ -29,7 +28,6 @@ from flightpipe_common import (
     START_DATE,
     TAGS,
     WAREHOUSE,
-    migrate,
     record_timings,
 )
 
@@ -51,19 +49,18 @@ def flightpipe_load() -> None:
 
         return pipeline.load()
 
-    @task(doc_md="Orphans, duplicates, reconciliation, rules: fail loudly when broken.")
+    @task(
+        outlets=[WAREHOUSE],
+        doc_md="Orphans, duplicates, reconciliation, rules: fail loudly when broken; when they "
+        "pass, tell the reports and ML DAGs that the warehouse moved.",
+    )
     def data_checks(loaded: dict[str, Any]) -> dict[str, Any]:
         from flightpipe import pipeline
 
         return pipeline.data_checks(loaded)
 
-    @task(outlets=[WAREHOUSE], doc_md="Tell the reports and ML DAGs that the warehouse moved.")
-    def publish_warehouse(loaded: dict[str, Any], checks: dict[str, Any]) -> dict[str, Any]:
-        return {"loaded": loaded, "checks": checks}
-
-    loaded = load()
-    migrate() >> loaded
-    publish_warehouse(loaded, data_checks(loaded)) >> record_timings()
+    # No migrate task: the ingest run that led here migrated the warehouse (so did `up`).
+    data_checks(load()) >> record_timings()
 
 
 flightpipe_load()

@@ -3,13 +3,12 @@
 
 Starts whenever `flightpipe_ingest` publishes the `flightpipe_landing` Asset.
 
-1. **migrate** applies pending versioned SQL migrations (no-op when current).
-2. **transform** reads the committed landing files no load has taken yet on the Dask
+1. **transform** reads the committed landing files no load has taken yet on the Dask
    cluster: types, UTC times, flags, dedupe by natural key (latest offset wins), the weather
    join. Rows that cannot be made valid are kept aside with their reason. The result is
    published atomically as one Parquet batch in the clean zone, and the `flightpipe_clean`
    Asset is updated, which starts `flightpipe_load`.
-3. **record_timings** (teardown) stores task durations in `meta.task_runs`.
+2. **record_timings** (teardown) stores task durations in `meta.task_runs`.
 """
 
 from __future__ import annotations
@@ -24,7 +23,6 @@ from flightpipe_common import (
     LANDING,
     START_DATE,
     TAGS,
-    migrate,
     record_timings,
 )
 
@@ -46,7 +44,8 @@ def flightpipe_transform() -> None:
 
         return pipeline.transform()
 
-    migrate() >> transform() >> record_timings()
+    # No migrate task: the ingest run that led here migrated the warehouse (so did `up`).
+    transform() >> record_timings()
 
 
 flightpipe_transform()

@@ -46,6 +46,7 @@ def up() -> None:
         f"""
   Airflow UI      {settings.airflow_base_url}  (user [bold]{settings.airflow_admin_user}[/],
                   password: [bold]make password[/])
+  Dashboard       {settings.dashboard_url}  (live: replay clock, lag, freshness, loads)
   Dask dashboard  http://127.0.0.1:{settings.dask_dashboard_port}/status
   Warehouse       [bold]make psql[/]  (PostgreSQL on 127.0.0.1:{settings.pg_port})
   Kafka           {settings.kafka_bootstrap}
@@ -183,12 +184,13 @@ def _mount() -> None:
     assembles them. Top-level verbs are merged in; the warehouse keeps a group. (The docs
     and the demo video are developer tooling: ``flightpipe-tools``, not installed here.)"""
     from flightpipe.analytics.cli import app as analytics_app
+    from flightpipe.dashboard.cli import app as dashboard_app
     from flightpipe.ingest.cli import app as ingest_app
     from flightpipe.ingest.dlq_cli import app as dlq_app
     from flightpipe.ml.cli import app as ml_app
     from flightpipe.warehouse.cli import app as warehouse_app
 
-    for sub in (ingest_app, analytics_app, ml_app):
+    for sub in (ingest_app, analytics_app, ml_app, dashboard_app):
         app.registered_commands.extend(sub.registered_commands)
     app.add_typer(warehouse_app, name="db", help="The warehouse: migrate, load, check.")
     app.add_typer(dlq_app, name="dlq", help="Dead letters: list, show, replay.")

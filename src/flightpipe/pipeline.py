@@ -7,9 +7,17 @@ Every function is safe to run again (the DAGs retry them).
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+import logging
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from flightpipe.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from flightpipe.source import ReplaySlice
+
+log = logging.getLogger(__name__)
 
 
 def _settings(settings: Settings | None) -> Settings:
@@ -29,10 +37,17 @@ def plan_slice(
     days: int | None = None,
     settings: Settings | None = None,
 ) -> dict[str, Any]:
-    from flightpipe.orchestration import cursor
+    """The slice this run replays, and the key under which its stop snapshot is published.
 
-    replay = cursor.plan(_settings(settings), whole_year=whole_year, start=start, days=days)
-    return cursor.to_dict(replay)
+    Migrates first (a no-op when current): the cursor and the run live in the warehouse, and
+    every later phase of the cycle relies on this.
+    """
+    from flightpipe.orchestration import cursor, stops
+
+    settings = _settings(settings)
+    migrate(settings)
+    replay = cursor.plan(settings, whole_year=whole_year, start=start, days=days)
+    return {**cursor.to_dict(replay), "run": stops.open_run(settings)}
 
 
 def ensure_topics(settings: Settings | None = None) -> list[str]:
@@ -53,33 +68,44 @@ def produce(role: str, replay: dict[str, Any], settings: Settings | None = None)
     return _jsonable(result)
 
 
-def snapshot_offsets(settings: Settings | None = None) -> dict[str, Any]:
-    from flightpipe.ingest.consume import encode_snapshot, snapshot
+def snapshot_offsets(replay: dict[str, Any], settings: Settings | None = None) -> dict[str, Any]:
+    """End offsets once every producer is done, published to the run's consumer members.
 
-    return {"snapshot": encode_snapshot(snapshot(_settings(settings)))}
+    Run it whether the producers succeeded or not: the members stop only when it is there.
+    """
+    from flightpipe.ingest.consume import encode_snapshot, snapshot
+    from flightpipe.orchestration import stops
+
+    settings = _settings(settings)
+    until = snapshot(settings)
+    stops.publish(settings, replay["run"], until)
+    return {"snapshot": encode_snapshot(until)}
 
 
 def consume(
-    member: int, snapshot: dict[str, Any], settings: Settings | None = None
+    member: int, replay: dict[str, Any], settings: Settings | None = None
 ) -> dict[str, Any]:
-    from flightpipe.ingest.consume import consume_member, decode_snapshot
+    """A member of the landing group: starts with the producers, stops at the snapshot."""
+    from flightpipe.ingest.consume import consume_member, member_name
+    from flightpipe.orchestration.stops import StopReader
 
+    settings = _settings(settings)
     result = consume_member(
-        _settings(settings), until=decode_snapshot(snapshot["snapshot"]), member=f"member-{member}"
+        settings,
+        member=member_name(member),
+        stop=StopReader(settings, replay["run"]),
+        timeout=settings.consume_timeout,
     )
     return _jsonable(result)
 
 
-def publish_landing(
-    replay: dict[str, Any],
-    snapshot: dict[str, Any],
-    consumed: list[dict[str, Any]],
-    settings: Settings | None = None,
-) -> dict[str, Any]:
-    """Check that the group committed up to the snapshot, then move the replay cursor."""
+def check_landing(
+    snapshot: dict[str, Any], consumed: list[dict[str, Any]], settings: Settings | None = None
+) -> dict[str, int]:
+    """The group committed up to the snapshot, and every record read was landed or
+    dead-lettered; raises otherwise."""
     from flightpipe.ingest.consume import decode_snapshot
-    from flightpipe.ingest.topics import committed_offsets
-    from flightpipe.orchestration import cursor
+    from flightpipe.ingest.topics import IngestError, committed_offsets
 
     settings = _settings(settings)
     until = decode_snapshot(snapshot["snapshot"])
@@ -90,20 +116,88 @@ def publish_landing(
             if committed.get(partition, -1) < end:
                 behind[f"{topic}[{partition}]"] = (committed.get(partition, -1), end)
     if behind:
-        raise RuntimeError(f"consumer group stopped short of the snapshot: {behind}")
+        raise IngestError(f"consumer group stopped short of the snapshot: {behind}")
     landed = sum(int(c.get("landed", 0)) for c in consumed)
     dead = sum(int(c.get("dlq", 0)) for c in consumed)
     read = sum(int(c.get("consumed", 0)) for c in consumed)
     if read != landed + dead:
-        raise RuntimeError(f"read {read} records but landed {landed} + dead-lettered {dead}")
+        raise IngestError(f"read {read} records but landed {landed} + dead-lettered {dead}")
+    return {"consumed": read, "landed": landed, "dlq": dead}
+
+
+def publish_landing(
+    replay: dict[str, Any],
+    snapshot: dict[str, Any],
+    consumed: list[dict[str, Any]],
+    settings: Settings | None = None,
+) -> dict[str, Any]:
+    """Check the landing against the snapshot, then move the replay cursor."""
+    from flightpipe.orchestration import cursor
+
+    settings = _settings(settings)
+    landed = check_landing(snapshot, consumed, settings)
     next_day = cursor.advance(settings, cursor.from_dict(replay))
+    return {"replay": replay, **landed, "next_day": next_day.isoformat()}
+
+
+def ingest(
+    replay: ReplaySlice | None = None,
+    members: int | None = None,
+    timeout: float = 900.0,
+    settings: Settings | None = None,
+) -> dict[str, Any]:
+    """The ingest DAG's tasks without Airflow (the CLI and the benchmark): every producer
+    and every consumer member as its own process, all started together, running the same
+    functions as the mapped tasks; the cursor is left where it is.
+    """
+    from flightpipe.ingest import ROLES, procs
+    from flightpipe.ingest.topics import IngestError
+
+    settings = _settings(settings)
+    plan = plan_slice(
+        whole_year=replay is None,
+        start=None if replay is None else replay.start.isoformat(),
+        days=None if replay is None else replay.days,
+        settings=settings,
+    )
+    ensure_topics(settings)
+    producers = [procs.spawn_task(settings, "produce", role=role, replay=plan) for role in ROLES]
+    consumers = [
+        procs.spawn_task(settings, "consume", member=i, replay=plan)
+        for i in range(members or settings.consumers)
+    ]
+    started = time.monotonic()
+    try:
+        produced = procs.wait_all(producers, timeout)
+        # Published even when a producer failed: the members stop only once it is there.
+        snapshot = snapshot_offsets(plan, settings)
+        producing = time.monotonic() - started
+        log.info("producers done after %.1f s; snapshot published", producing)
+        consumed = procs.wait_all(consumers, timeout)
+        seconds = time.monotonic() - started
+        log.info("members done after %.1f s", seconds)
+    finally:
+        procs.stop_all(producers + consumers)
+    failed = [o for o in produced + consumed if o.returncode != 0 or o.result is None]
+    if failed:
+        raise IngestError("ingest tasks failed: " + "; ".join(map(_child_failure, failed)))
+    results = [o.result for o in consumed if o.result is not None]
     return {
-        "replay": replay,
-        "consumed": read,
-        "landed": landed,
-        "dlq": dead,
-        "next_day": next_day.isoformat(),
+        "replay": plan,
+        "produced": [o.result for o in produced],
+        "members": results,
+        "producing_seconds": round(producing, 3),
+        "seconds": round(seconds, 3),
+        **check_landing(snapshot, results, settings),
     }
+
+
+def _child_failure(outcome: Any) -> str:
+    import json
+
+    kwargs = json.loads(outcome.args[-1])
+    who = kwargs.get("role", f"member {kwargs.get('member')}")
+    return f"{outcome.args[-2]} {who} exit {outcome.returncode}"
 
 
 # --- warehouse ---------------------------------------------------------------------------
@@ -190,3 +284,35 @@ def record_timings(dag_id: str, run_id: str, settings: Settings | None = None) -
     from flightpipe.orchestration.timings import record_task_runs
 
     return record_task_runs(_settings(settings), dag_id, run_id)
+
+
+# --- as a child process --------------------------------------------------------------------
+TASKS: dict[str, Callable[..., dict[str, Any]]] = {"produce": produce, "consume": consume}
+
+
+def main(argv: list[str]) -> int:
+    """``python -m flightpipe.pipeline <task> <json kwargs>``: one task in this process (the
+    children of :func:`ingest`); its result is the last line of stdout."""
+    import json
+    import logging
+    import sys
+
+    from flightpipe.ingest import procs
+
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    name, kwargs = argv[0], json.loads(argv[1])
+    try:
+        result = TASKS[name](**kwargs)
+    except Exception as exc:  # the parent reports the exit code; this says why, in one line
+        sys.stderr.write(f"error: {name}: {type(exc).__name__}: {exc}\n")
+        return 1
+    procs.emit_result(result)
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main(sys.argv[1:]))

@@ -128,6 +128,12 @@ class Settings(BaseSettings):
     weather_partitions: int = Field(default=3, description="Partitions of the weather topic.")
     consumers: int = Field(default=3, description="Members of the landing consumer group.")
     consumer_group: str = Field(default="flightpipe-landing", description="Consumer group id.")
+    consume_timeout: float = Field(
+        default=1500.0,
+        gt=0,
+        description="Seconds a batch ingest member may take to learn its run's end offsets "
+        "and reach them before it fails.",
+    )
     topic_prefix: str = Field(default="", description="Prefix for every topic name (tests).")
     kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
         default="PLAINTEXT", description="Kafka client security.protocol (external clusters)."
@@ -206,8 +212,18 @@ class Settings(BaseSettings):
         description="Airflow API login with the viewer role (the timings teardown reads runs).",
     )
     airflow_reader_password: str = Field(default="", description="Generated; secrets file.")
-    airflow_parallelism: int = Field(default=4, description="Airflow core.parallelism.")
+    airflow_parallelism: int = Field(
+        default=10,
+        description="Airflow core.parallelism: tasks running at once. Ingest runs its "
+        "producers and consumer members together, so it must exceed `FLIGHTPIPE_CONSUMERS`.",
+    )
     airflow_url: str | None = Field(default=None, description="External Airflow API base URL.")
+
+    # --- dashboard -----------------------------------------------------------------------
+    dashboard_port: int = Field(default=8050, description="Live dashboard port (127.0.0.1).")
+    dashboard_refresh: float = Field(
+        default=5.0, gt=0, description="Seconds between two refreshes of the live dashboard."
+    )
 
     # --- replay and cadence --------------------------------------------------------------
     replay_start: str = Field(default="2013-01-01", description="First day replayed (local date).")
@@ -231,6 +247,17 @@ class Settings(BaseSettings):
     @classmethod
     def _storage_url(cls, value: str) -> str:
         return check_storage_url(value.strip())
+
+    @model_validator(mode="after")
+    def _room_for_ingest(self) -> Settings:
+        # Members wait for the producers' snapshot: with every slot taken by members, no
+        # producer could run and the ingest run would never end.
+        if self.airflow_parallelism <= self.consumers:
+            raise ValueError(
+                f"airflow_parallelism ({self.airflow_parallelism}) must be greater than "
+                f"consumers ({self.consumers}): the consumer members run beside the producers"
+            )
+        return self
 
     @model_validator(mode="after")
     def _resolve_local_kafka(self) -> Settings:
@@ -336,6 +363,10 @@ class Settings(BaseSettings):
     @property
     def s3_endpoint(self) -> str:
         return self.s3_endpoint_url or f"http://127.0.0.1:{self.s3proxy_port}"
+
+    @property
+    def dashboard_url(self) -> str:
+        return f"http://127.0.0.1:{self.dashboard_port}"
 
     @property
     def landing_dir(self) -> Path:

@@ -15,26 +15,23 @@ from flightpipe.settings import get_settings
 DAGS = Path(__file__).resolve().parents[2] / "dags"
 EXPECTED = {
     "flightpipe_ingest": {
-        "migrate": set(),
-        "plan_slice": {"migrate"},
+        "plan_slice": set(),
         "ensure_topics": set(),
         "produce": {"plan_slice", "ensure_topics"},
-        "snapshot_offsets": {"produce"},
-        "consume": {"snapshot_offsets"},
-        "publish_landing": {"plan_slice", "snapshot_offsets", "consume"},
+        "snapshot_offsets": {"plan_slice", "produce"},
+        # Continuous ingest: the members run beside the producers, not after them.
+        "consume": {"plan_slice", "ensure_topics"},
+        "publish_landing": {"plan_slice", "snapshot_offsets", "consume", "produce"},
         "record_timings": {"publish_landing"},
     },
     "flightpipe_transform": {
-        "migrate": set(),
-        "transform": {"migrate"},
+        "transform": set(),
         "record_timings": {"transform"},
     },
     "flightpipe_load": {
-        "migrate": set(),
-        "load": {"migrate"},
+        "load": set(),
         "data_checks": {"load"},
-        "publish_warehouse": {"load", "data_checks"},
-        "record_timings": {"publish_warehouse"},
+        "record_timings": {"data_checks"},
     },
     "flightpipe_reports": {
         "build_charts": set(),
@@ -84,8 +81,12 @@ def test_assets_chain_the_dags(dagbag) -> None:  # type: ignore[no-untyped-def]
     transform = dagbag.get_dag("flightpipe_transform")
     load = dagbag.get_dag("flightpipe_load")
     assert [o.name for o in ingest.get_task("publish_landing").outlets] == ["flightpipe_landing"]
+    # The members stop only once the snapshot is published, so it is taken even when a
+    # producer failed (the run then fails at publish_landing, with the cursor unmoved).
+    assert ingest.get_task("snapshot_offsets").trigger_rule == "all_done"
+    assert ingest.get_task("publish_landing").trigger_rule == "all_success"
     assert [o.name for o in transform.get_task("transform").outlets] == ["flightpipe_clean"]
-    assert [o.name for o in load.get_task("publish_warehouse").outlets] == ["flightpipe_warehouse"]
+    assert [o.name for o in load.get_task("data_checks").outlets] == ["flightpipe_warehouse"]
     assert ingest.timetable.delta == timedelta(minutes=get_settings().cycle_minutes)
     schedules = {
         dag_id: {a.name for a in dagbag.get_dag(dag_id).timetable.asset_condition.objects}

@@ -96,7 +96,7 @@ def _cycle(api: AirflowApi) -> dict[str, dict[str, Any]]:
     cleaned = _task_start(api, "flightpipe_transform", transform["dag_run_id"], "transform")
     warehouse = _wait_for_run_after(api, "flightpipe_load", cleaned)
     assert warehouse["state"] == "success", warehouse
-    loaded = _task_start(api, "flightpipe_load", warehouse["dag_run_id"], "publish_warehouse")
+    loaded = _task_start(api, "flightpipe_load", warehouse["dag_run_id"], "data_checks")
     reports = _wait_for_run_after(api, "flightpipe_reports", loaded)
     ml = _wait_for_run_after(api, "flightpipe_ml", loaded)
     assert (reports["state"], ml["state"]) == ("success", "success")

@@ -2,7 +2,8 @@
 
 It follows the landing contract of the ingest consumers exactly:
 ``<landing_dir>/<topic>/partition=<p>/<first:012d>-<last:012d>.parquet`` with the event fields
-plus ``_topic``, ``_partition``, ``_offset`` and ``_key``, nulls as nulls. Keys are spread over
+plus ``_topic``, ``_partition``, ``_offset``, ``_key`` and ``_produced_at`` (the Kafka record
+timestamp: here the wall time the fixture wrote the rows), nulls as nulls. Keys are spread over
 partitions by a stable hash (the same key always lands in the same partition, as with Kafka's
 keyed partitioner), and one extra file re-delivers an overlapping offset range, as after a
 consumer-group rebalance. The loader reads only files the consumer group has committed, so
@@ -153,6 +154,8 @@ def write_landing(
             chunk["_partition"] = np.int32(p)
             chunk["_offset"] = np.arange(base, base + len(chunk), dtype=np.int64)
             chunk["_key"] = keys[part == p].to_numpy()
+            chunk["_produced_at"] = pd.Timestamp.now(tz="UTC").floor("ms")
+            chunk["_produced_at"] = chunk["_produced_at"].astype("datetime64[ms, UTC]")
             pieces = np.array_split(np.arange(len(chunk)), max(1, files_per_partition))
             bounds = [(int(ix[0]), int(ix[-1])) for ix in pieces if len(ix)]
             if redeliver_rows and len(bounds) > 1:

@@ -244,7 +244,8 @@ def test_batch_decode_refuses_values_that_only_parse_when_joined() -> None:
 
 def test_landing_table_matches_the_events_row_by_row() -> None:
     flights = _three_flights()
-    table = build_table(FlightEvent, flights, "p.flights", 3, [7, 8, 9], ["a", "b", "c"])
+    sent = [1_700_000_000_123, None, 1_700_000_000_456]  # Kafka record timestamps, ms
+    table = build_table(FlightEvent, flights, "p.flights", 3, [7, 8, 9], ["a", "b", "c"], sent)
     schema = landing_schema(FlightEvent)
     assert table.schema == schema
     expected = {
@@ -257,6 +258,10 @@ def test_landing_table_matches_the_events_row_by_row() -> None:
     assert table.column("dep_time").null_count == table.column("tailnum").null_count == 1
     assert table.select(list(META_COLUMNS)).to_pylist()[0] == {
         "_topic": "p.flights", "_partition": 3, "_offset": 7, "_key": "a",
+        "_produced_at": datetime(2023, 11, 14, 22, 13, 20, 123000, tzinfo=UTC),
     }  # fmt: skip
+    assert table.column("_produced_at").null_count == 1
     empty = build_table(FlightEvent, [], "p.flights", 3, [], [])
     assert empty.num_rows == 0 and empty.schema == schema
+    unknown = build_table(FlightEvent, flights, "p.flights", 3, [7, 8, 9], ["a", "b", "c"])
+    assert unknown.column("_produced_at").null_count == 3

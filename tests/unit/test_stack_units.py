@@ -47,6 +47,7 @@ def test_supervisor_config_covers_every_local_service(tmp_path: Path) -> None:
         "airflow-scheduler",
         "airflow-dag-processor",
         "airflow-triggerer",
+        "dashboard",
     ]
     text = supervisor.render(settings, progs)
     assert text.count("[program:") == len(names)
@@ -62,4 +63,5 @@ def test_external_services_are_not_started(tmp_path: Path) -> None:
         dask_scheduler="tcp://127.0.0.9:8786",
         airflow_url="http://127.0.0.9:8080",
     )
-    assert services.programs(settings, {}) == []
+    # Only the dashboard, which reads whichever services the settings name.
+    assert [p.name for p in services.programs(settings, {})] == ["dashboard"]

@@ -210,23 +210,21 @@ def ingest(
     members: MembersOpt = None,
     timeout: TimeoutOpt = 900.0,
 ) -> None:
-    """Batch run: all producers in parallel, then the consumer group up to the snapshot."""
-    from flightpipe.ingest.consume import consume_group
-    from flightpipe.ingest.produce import produce_all
+    """Batch run as one flow: producers and consumer members start together; the members
+    stop at the end offsets taken once the producers are done (needs the warehouse)."""
+    from flightpipe import pipeline
+    from flightpipe.ingest.consume import MemberResult
 
     _logging()
     settings = get_settings()
     replay = _replay(settings, start, days)
     with _errors():
         started = time.monotonic()
-        produced = produce_all(replay, settings=settings, timeout=timeout)
-        produced_s = time.monotonic() - started
-        console.print(
-            f"produced {sum(r.delivered for r in produced):,} events in {produced_s:.1f} s"
-        )
-        started = time.monotonic()
-        results = consume_group(settings, members, timeout=timeout)
-        _print_consumed(results, time.monotonic() - started)
+        outcome = pipeline.ingest(replay, members, timeout, settings)
+        delivered = sum(int(p["delivered"]) for p in outcome["produced"])
+        console.print(f"produced {delivered:,} events")
+        members_ = [MemberResult(**m) for m in outcome["members"]]
+        _print_consumed(members_, time.monotonic() - started)
 
 
 @app.command()

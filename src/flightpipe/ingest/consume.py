@@ -6,7 +6,9 @@ commit the batch's offsets synchronously. A crash anywhere before the commit re-
 batch, and the re-delivered batch replaces what the crashed member left (see zones/landing.py).
 
 Batch mode stops at a snapshot of the end offsets taken once, after the producers are done.
-The stop rule is group-wide: a member leaves when the group's committed offsets of every
+Members may start before it exists (continuous ingest: they consume while the producers
+produce) and learn it from a :class:`StopSource` as soon as it is published. The stop rule is
+group-wide: a member leaves when the group's committed offsets of every
 partition reached the snapshot, so a member holding no partition neither hangs nor leaves
 early (it stays to take over partitions of a member that dies).
 """
@@ -22,12 +24,13 @@ from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from types import FrameType
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 import msgspec
 import pyarrow as pa
 from confluent_kafka import (
     OFFSET_INVALID,
+    TIMESTAMP_NOT_AVAILABLE,
     Consumer,
     KafkaError,
     KafkaException,
@@ -94,6 +97,14 @@ def consumer_tuning(settings: Settings, member: str, static: bool = False) -> di
     return config
 
 
+class StopSource(Protocol):
+    """Where a bounded run ends, learned while it runs (``orchestration.stops.StopReader``)."""
+
+    def poll(self) -> Snapshot | None: ...
+
+    def close(self) -> None: ...
+
+
 @dataclass
 class MemberResult:
     member: str
@@ -122,7 +133,8 @@ class _Invalid:
 
 
 class LandingConsumer:
-    """One member of the landing group. ``until`` None means follow mode."""
+    """One member of the landing group: bounded by ``until`` (known at start) or ``stop``
+    (published later), else follow mode."""
 
     def __init__(
         self,
@@ -132,10 +144,14 @@ class LandingConsumer:
         batch_messages: int = BATCH_MESSAGES,
         batch_seconds: float = BATCH_SECONDS,
         timeout: float | None = None,
+        stop: StopSource | None = None,
     ) -> None:
+        if until is not None and stop is not None:
+            raise ValueError("give the snapshot or a source to learn it from, not both")
         self.settings = settings
         self.member = member or f"landing@{socket.gethostname()}:{os.getpid()}"
-        self.until = until
+        self.stop = stop
+        self.bounded = until is not None or stop is not None
         self.batch_messages = batch_messages
         self.batch_seconds = batch_seconds
         self.timeout = timeout
@@ -155,11 +171,7 @@ class LandingConsumer:
         self._committed: dict[TP, int] = {}
         self._ends: dict[TP, int] | None = None
         if until is not None:
-            self._ends = {
-                (settings.topic(base), int(p)): int(end)
-                for base, ends in until.items()
-                for p, end in ends.items()
-            }
+            self._set_ends(until)
         self._paused: set[TP] = set()
         self._consumer = kafka_clients.consumer(
             settings,
@@ -182,11 +194,13 @@ class LandingConsumer:
         try:
             done = self._loop(started)
             self._flush(list(self._buffer))
-            if self.until is not None and not done:
+            if self.bounded and not done:
                 # A batch run cut short must not look like a finished one to its caller.
                 raise IngestError(f"{self.member}: stopped before the snapshot was reached")
         finally:
             self.result.seconds = round(time.monotonic() - started, 3)
+            if self.stop is not None:
+                self.stop.close()
             if self._dlq is not None:
                 self._dlq.flush(30)
             self._consumer.close()
@@ -215,16 +229,41 @@ class LandingConsumer:
             ):
                 self._flush(list(self._buffer))
                 batch_started = now
-            if self.until is not None and not messages and now - last_check >= DONE_CHECK_EVERY:
-                last_check = now
-                if self._group_done():
-                    return True
+            if self.bounded and now - last_check >= DONE_CHECK_EVERY:
+                if self._ends is None:
+                    last_check = now
+                    self._learn_stop()
+                elif not messages:
+                    last_check = now
+                    if self._group_done():
+                        return True
             if self.timeout is not None and now - started > self.timeout:
+                where = "no snapshot published" if self._ends is None else f"lag: {self._lag()}"
                 raise IngestError(
-                    f"{self.member}: snapshot not reached after {self.timeout:.0f} s; "
-                    f"lag: {self._lag()}"
+                    f"{self.member}: snapshot not reached after {self.timeout:.0f} s; {where}"
                 )
         return False
+
+    def _set_ends(self, until: Snapshot) -> None:
+        self._ends = {
+            (self.settings.topic(base), int(p)): int(end)
+            for base, ends in until.items()
+            for p, end in ends.items()
+        }
+
+    def _learn_stop(self) -> None:
+        assert self.stop is not None
+        until = self.stop.poll()
+        if until is None:
+            return
+        self._set_ends(until)
+        log.info("%s: stop snapshot published: %s", self.member, encode_snapshot(until))
+        # Whatever is buffered past the end is the next run's; only a writer from outside the
+        # run can have put it there, since the snapshot was taken after the run's producers.
+        for key, group in list(self._buffer.items()):
+            kept = self._within_snapshot(key, group) if group else group
+            self._buffered -= len(group) - len(kept)
+            self._buffer[key] = kept
 
     def _take(self, messages: list[Message]) -> None:
         groups: dict[TP, list[Message]] = {}
@@ -392,8 +431,9 @@ class LandingConsumer:
             return None
         events, keys = decoded
         offsets = [_offset(msg) for msg in messages]
+        produced = [_produced_ms(msg) for msg in messages]
         try:
-            return build_table(tp, events, topic, partition, offsets, keys)
+            return build_table(tp, events, topic, partition, offsets, keys, produced)
         except _BUILD_ERRORS:
             return None
 
@@ -407,7 +447,15 @@ class LandingConsumer:
                 event, natural = outcome
                 try:
                     tables.append(
-                        build_table(tp, [event], topic, partition, [_offset(msg)], [natural])
+                        build_table(
+                            tp,
+                            [event],
+                            topic,
+                            partition,
+                            [_offset(msg)],
+                            [natural],
+                            [_produced_ms(msg)],
+                        )
                     )
                     continue
                 except _BUILD_ERRORS as exc:
@@ -551,6 +599,13 @@ def _offset(msg: Message) -> int:
     return offset
 
 
+def _produced_ms(msg: Message) -> int | None:
+    """The record's timestamp: the producer's send time (CreateTime, what our topics keep),
+    or the broker's append time on a topic set to LogAppendTime; None when there is none."""
+    kind, value = msg.timestamp()
+    return None if kind == TIMESTAMP_NOT_AVAILABLE else value
+
+
 def _names(partitions: list[TopicPartition]) -> str:
     return ", ".join(f"{tp.topic}[{tp.partition}]" for tp in partitions) or "nothing"
 
@@ -561,14 +616,16 @@ def consume_member(
     member: str | None = None,
     timeout: float | None = None,
     batch_messages: int = BATCH_MESSAGES,
+    stop: StopSource | None = None,
 ) -> MemberResult:
-    """Run one group member in this process until the snapshot (or SIGTERM in follow mode).
+    """Run one group member in this process until the snapshot (given, or learned from
+    ``stop``), or until SIGTERM in follow mode.
 
     SIGTERM/SIGINT finish the current batch (land + commit) and close the consumer.
     """
     settings = settings or get_settings()
     member_ = LandingConsumer(
-        settings, member, until, batch_messages=batch_messages, timeout=timeout
+        settings, member, until, batch_messages=batch_messages, timeout=timeout, stop=stop
     )
     previous = _install_stop(member_)
     try:

@@ -80,6 +80,25 @@ def dead_letters(settings: Settings, topic: str) -> Iterator[DeadLetter]:
         consumer.close()
 
 
+def counts(settings: Settings, timeout: float = 5.0) -> dict[str, int]:
+    """Dead letters held per topic (logical name): end minus earliest offset of its DLQ,
+    0 for a DLQ topic not created yet. One watermark request per topic, nothing read."""
+    existing = kafka_clients.admin(settings).list_topics(timeout=timeout).topics
+    consumer = _reader(settings)
+    try:
+        held = {}
+        for topic in TOPICS:
+            tp = TopicPartition(dlq_topic(settings.topic(topic)), 0)
+            if tp.topic not in existing:
+                held[topic] = 0
+                continue
+            low, high = consumer.get_watermark_offsets(tp, timeout=timeout)
+            held[topic] = max(high - low, 0)
+        return held
+    finally:
+        consumer.close()
+
+
 def find(settings: Settings, topic: str, dlq_offset: int) -> DeadLetter:
     for letter in dead_letters(settings, topic):
         if letter.dlq_offset == dlq_offset:

@@ -45,6 +45,29 @@ def spawn(settings: Settings, args: Sequence[str]) -> subprocess.Popen[str]:
     )
 
 
+def spawn_task(settings: Settings, task: str, **kwargs: Any) -> subprocess.Popen[str]:
+    """Run one function of ``flightpipe.pipeline`` (what a DAG task runs) as a child."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "flightpipe.pipeline", task, json.dumps(kwargs)],
+        env=child_env(settings),
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+
+
+def stop_all(procs: Sequence[subprocess.Popen[str]], grace: float = 30.0) -> None:
+    """Terminate the children still running; kill the ones that outlive ``grace``."""
+    running = [p for p in procs if p.poll() is None]
+    for proc in running:
+        proc.terminate()
+    for proc in running:
+        try:
+            proc.communicate(timeout=grace)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate()
+
+
 @dataclass
 class ChildOutcome:
     args: list[str]

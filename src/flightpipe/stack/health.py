@@ -51,6 +51,16 @@ def probe_storage(settings: Settings) -> str:
     return f"S3 API ok at {settings.s3_endpoint}, bucket {bucket} {state}"
 
 
+def probe_dashboard(base_url: str) -> str:
+    """The dashboard's own probe reads the warehouse as the reader, as its pages do."""
+    response = httpx.get(f"{base_url}/health", timeout=10)
+    body = response.json()
+    if response.status_code != 200 or not body.get("ok"):
+        raise RuntimeError(f"HTTP {response.status_code}: {body.get('error', body)}")
+    latest = body.get("latest_event") or "nothing loaded yet"
+    return f"{base_url} ok, warehouse read as reader (latest event: {latest})"
+
+
 def checks(settings: Settings) -> dict[str, Callable[[], str]]:
     found: dict[str, Callable[[], str]] = {}
     if settings.s3_storage:
@@ -64,6 +74,7 @@ def checks(settings: Settings) -> dict[str, Callable[[], str]]:
             f"http://127.0.0.1:{settings.dask_dashboard_port}/status",
         ),
         "airflow": lambda: probe_airflow(settings.airflow_base_url),
+        "dashboard": lambda: probe_dashboard(settings.dashboard_url),
     }
 
 

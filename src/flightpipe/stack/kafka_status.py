@@ -10,15 +10,14 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from confluent_kafka import ConsumerGroupTopicPartitions, KafkaException, TopicPartition
-from confluent_kafka.admin import AdminClient, OffsetSpec
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import AdminClient
 
 from flightpipe.ingest import kafka_clients
-from flightpipe.ingest.topics import INPUT_TOPICS, topic_specs
+from flightpipe.ingest.lag import TIMEOUT, PartitionLag, partition_lags
+from flightpipe.ingest.topics import topic_specs
 from flightpipe.settings import Settings
 from flightpipe.stack import kafka
-
-TIMEOUT = 5.0
 
 
 @dataclass(frozen=True)
@@ -58,40 +57,20 @@ def under_replicated(topics: Mapping[str, Any], names: Iterable[str]) -> tuple[i
     return sum(1 for p in parts if set(p.replicas) - set(p.isrs)), len(parts)
 
 
-def _offsets(client: AdminClient, tps: list[TopicPartition], spec: OffsetSpec) -> dict[Any, int]:
-    futures = client.list_offsets({tp: spec for tp in tps}, request_timeout=TIMEOUT)
-    return {(tp.topic, tp.partition): f.result().offset for tp, f in futures.items()}
-
-
-def _committed(client: AdminClient, group: str, tps: list[TopicPartition]) -> dict[Any, int]:
-    request = [ConsumerGroupTopicPartitions(group, tps)]
-    future = client.list_consumer_group_offsets(request, request_timeout=TIMEOUT)[group]
-    # A group that does not exist yet answers with no offset (negative) for every partition.
-    return {(tp.topic, tp.partition): tp.offset for tp in future.result().topic_partitions}
-
-
 def group_lag(settings: Settings, client: AdminClient, topics: Mapping[str, Any]) -> list[TopicLag]:
-    """Per input topic: end offset minus the landing group's committed offset.
-
-    A partition without a commit counts from its earliest offset, where the group's
-    consumers would start (``auto.offset.reset=earliest``).
-    """
-    names = [settings.topic(t) for t in INPUT_TOPICS if settings.topic(t) in topics]
-    tps = [TopicPartition(n, p) for n in names for p in sorted(topics[n].partitions)]
-    if not tps:
-        return []
-    end = _offsets(client, tps, OffsetSpec.latest())
-    start = _offsets(client, tps, OffsetSpec.earliest())
-    committed = _committed(client, settings.consumer_group, tps)
-    lags = []
-    for name in names:
-        keys = [k for k in end if k[0] == name]
-        done = [committed.get(k, -1) for k in keys]
-        lag = None
-        if any(c >= 0 for c in done):
-            lag = sum(end[k] - (c if c >= 0 else start[k]) for k, c in zip(keys, done, strict=True))
-        lags.append(TopicLag(name, sum(end[k] for k in keys), lag))
-    return lags
+    """Per input topic: the partitions' lags summed (None before the group's first commit
+    on the topic)."""
+    per_topic: dict[str, list[PartitionLag]] = {}
+    for part in partition_lags(settings, client, topics):
+        per_topic.setdefault(part.topic, []).append(part)
+    return [
+        TopicLag(
+            name,
+            sum(p.end for p in parts),
+            sum(p.lag for p in parts) if any(p.committed is not None for p in parts) else None,
+        )
+        for name, parts in per_topic.items()
+    ]
 
 
 def summary(settings: Settings) -> KafkaSummary:

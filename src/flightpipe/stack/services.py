@@ -97,6 +97,8 @@ def programs(settings: Settings, airflow_env: dict[str, str]) -> list[Program]:
                     directory=settings.home,
                 )
             )
+    # The dashboard reads whichever warehouse and Kafka the settings name, local or not.
+    progs.append(Program("dashboard", [str(venv_bin() / "flightpipe"), "dashboard"], env=common))
     return progs
 
 
@@ -124,4 +126,5 @@ def ports(settings: Settings) -> dict[str, list[tuple[int, str]]]:
         ],
         "airflow-api-server": [(settings.airflow_port, "FLIGHTPIPE_AIRFLOW_PORT")],
         s3proxy.PROGRAM: [(settings.s3proxy_port, "FLIGHTPIPE_S3PROXY_PORT")],
+        "dashboard": [(settings.dashboard_port, "FLIGHTPIPE_DASHBOARD_PORT")],
     }

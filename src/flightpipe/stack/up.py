@@ -22,7 +22,14 @@ from flightpipe.stack.secrets import (
 Log = Callable[[str], None]
 
 # Seconds each service gets to answer its probe after start.
-TIMEOUTS = {"postgres": 60, "kafka": 90, "dask": 60, "airflow": 180, "storage": 60}
+TIMEOUTS = {
+    "postgres": 60,
+    "kafka": 90,
+    "dask": 60,
+    "airflow": 180,
+    "dashboard": 60,
+    "storage": 60,
+}
 
 
 @dataclass
@@ -124,6 +131,9 @@ def up(log: Log = print) -> UpResult:
         applied = migrate(settings)
         if applied:
             log(f"  warehouse migrated: {len(applied)} migration(s) applied")
+    # After the migrations: the dashboard reads their tables and views.
+    supervisor.start(settings, "dashboard")
+    _wait(settings, "dashboard", "dashboard", log)
     if settings.local_airflow and settings.autostart:
         from flightpipe.orchestration.cycle import start_cycle
 

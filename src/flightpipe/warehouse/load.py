@@ -35,7 +35,7 @@ from flightpipe.settings import Settings, get_settings
 from flightpipe.storage import storage_options
 from flightpipe.transform import clean, graph
 from flightpipe.transform.client import dask_client
-from flightpipe.warehouse import checks
+from flightpipe.warehouse import checks, freshness
 from flightpipe.warehouse.db import (
     LOAD_LOCK_ID,
     TRANSFORM_LOCK_ID,
@@ -435,6 +435,7 @@ def _load_batch(settings: Settings, batch: CleanBatch) -> LoadResult:
                 " timings = %s WHERE batch_id = %s",
                 [Jsonb({k: round(v, 3) for k, v in timings.items()}), batch_id],
             )
+            freshness.record(cur, batch_id, batch.files)
             conn.commit()
     except checks.DataCheckError:
         raise

@@ -41,6 +41,7 @@ from flightpipe.transform import read
 
 __all__ = [
     "META_COLUMNS",
+    "PRODUCED_AT",
     "LandedFile",
     "by_partition",
     "committed_offsets",
@@ -53,7 +54,10 @@ __all__ = [
     "read_landed",
 ]
 
-META_COLUMNS: Final = ("_topic", "_partition", "_offset", "_key")
+META_COLUMNS: Final = ("_topic", "_partition", "_offset", "_key", "_produced_at")
+# The Kafka record timestamp: the wall time the producer sent the event (CreateTime). The
+# replay's event times are 2013, so freshness is measured from this one.
+PRODUCED_AT: Final = "_produced_at"
 _FILE_RE: Final = re.compile(r"^(\d{12})-(\d{12})\.parquet$")
 _ARROW: Final[dict[type, pa.DataType]] = {
     int: pa.int64(),
@@ -89,6 +93,8 @@ def landing_schema(tp: type[Event]) -> pa.Schema:
         pa.field("_partition", pa.int32(), nullable=False),
         pa.field("_offset", pa.int64(), nullable=False),
         pa.field("_key", pa.string(), nullable=False),
+        # Null when the broker gave no timestamp (and in files landed before it was kept).
+        pa.field(PRODUCED_AT, pa.timestamp("ms", tz="UTC"), nullable=True),
     ]
     return pa.schema(fields)
 
@@ -113,7 +119,10 @@ def build_table(
     partition: int,
     offsets: Sequence[int],
     keys: Sequence[str],
+    produced_ms: Sequence[int | None] | None = None,
 ) -> pa.Table:
+    """The landing table of ``events``; ``produced_ms`` are their Kafka record timestamps
+    (milliseconds since the epoch, None when the broker gave none)."""
     schema = landing_schema(tp)
     fields = list(schema)[: len(tp.__struct_fields__)]
     # Plain fields in one go: a row tuple per event into a struct array, split into columns.
@@ -135,6 +144,9 @@ def build_table(
         pa.array([partition] * len(events), pa.int32()),
         pa.array(offsets, pa.int64()),
         pa.array(keys, pa.string()),
+        pa.array([None] * len(events) if produced_ms is None else produced_ms, pa.int64()).cast(
+            pa.timestamp("ms", tz="UTC")
+        ),
     ]
     return pa.Table.from_arrays(arrays, schema=schema)
 

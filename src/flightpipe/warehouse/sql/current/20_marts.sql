@@ -3,7 +3,8 @@
 -- view is one edit here. Plain views: always current, no refresh step to forget; the
 -- aggregations over one year of flights run in well under a second.
 DROP VIEW IF EXISTS mart.on_time_by_carrier_month, mart.route_delay_rank_month,
-    mart.airport_delay_rolling_7d, mart.delay_by_weather, mart.plane_age_effect, mart.kpi;
+    mart.airport_delay_rolling_7d, mart.delay_by_weather, mart.plane_age_effect, mart.kpi,
+    mart.origin_daily, mart.prediction_outcomes;
 
 CREATE VIEW mart.on_time_by_carrier_month AS
 WITH monthly AS (
@@ -183,3 +184,36 @@ SELECT count(*) AS flights,
        (SELECT count(*) FROM dw.fact_weather_hourly) AS weather_hours
 FROM dw.fact_flight AS f;
 COMMENT ON VIEW mart.kpi IS 'Headline figures of the warehouse in one row: flights, cancelled and diverted shares, mean delays, on-time rate, carriers, routes, covered dates.';
+
+CREATE VIEW mart.origin_daily AS
+SELECT o.faa_code AS origin, d.full_date,
+       count(*) AS flights,
+       count(*) FILTER (WHERE f.is_cancelled) AS cancelled,
+       count(f.dep_delay_min) AS departed,
+       count(f.arr_delay_min) AS arrived,
+       count(*) FILTER (WHERE f.arr_delay_min <= 15) AS on_time,
+       round(count(*) FILTER (WHERE f.arr_delay_min <= 15)::numeric
+             / NULLIF(count(f.arr_delay_min), 0), 4) AS on_time_rate,
+       round(avg(f.dep_delay_min), 2) AS mean_dep_delay,
+       round(avg(f.arr_delay_min), 2) AS mean_arr_delay
+FROM dw.fact_flight AS f
+JOIN dw.dim_date AS d ON d.date_key = f.date_key
+JOIN dw.dim_airport AS o ON o.airport_key = f.origin_airport_key
+GROUP BY o.faa_code, d.full_date;
+COMMENT ON VIEW mart.origin_daily IS 'Per origin airport and local date: flights, cancelled, on-time arrivals (arrival delay <= 15 min) and their rate among arrived flights, mean departure and arrival delay.';
+
+-- The label is the model's (flightpipe.ml.features.LATE_MINUTES): arrival more than 15 min late.
+CREATE VIEW mart.prediction_outcomes AS
+SELECT p.model_run_id, p.flight_key, d.full_date, a.carrier_code, f.flight_number,
+       o.faa_code AS origin, de.faa_code AS dest, f.sched_dep_at,
+       p.probability, p.predicted_label, f.arr_delay_min,
+       CASE WHEN f.arr_delay_min IS NOT NULL THEN (f.arr_delay_min > 15)::int END
+           AS actual_label,
+       p.scored_at
+FROM ml.predictions AS p
+JOIN dw.fact_flight AS f ON f.flight_key = p.flight_key
+JOIN dw.dim_date AS d ON d.date_key = f.date_key
+JOIN dw.dim_airline AS a ON a.airline_key = f.airline_key
+JOIN dw.dim_airport AS o ON o.airport_key = f.origin_airport_key
+JOIN dw.dim_airport AS de ON de.airport_key = f.dest_airport_key;
+COMMENT ON VIEW mart.prediction_outcomes IS 'Every model score next to what happened: predicted probability and label (arrival > 15 min late) and the actual arrival delay and label (NULL when cancelled or diverted).';

@@ -1,0 +1,1 @@
+"""The live dashboard of the warehouse (Panel on the Bokeh server); `flightpipe dashboard`."""
