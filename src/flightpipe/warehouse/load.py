@@ -435,7 +435,7 @@ def _load_batch(settings: Settings, batch: CleanBatch) -> LoadResult:
                 " timings = %s WHERE batch_id = %s",
                 [Jsonb({k: round(v, 3) for k, v in timings.items()}), batch_id],
             )
-            freshness.record(cur, batch_id, batch.files)
+            freshness.record(cur, batch_id, batch.files, batch.storage_options)
             conn.commit()
     except checks.DataCheckError:
         raise
