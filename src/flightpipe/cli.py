@@ -41,6 +41,7 @@ def up() -> None:
     settings = result.settings
     started = ", ".join(result.started) or "nothing new (already running)"
     console.print(f"[green]Stack is up[/] in {result.seconds:.1f} s; started: {started}")
+    where = f" (S3 API {settings.s3_endpoint})" if settings.s3_storage else ""
     console.print(
         f"""
   Airflow UI      {settings.airflow_base_url}  (user [bold]{settings.airflow_admin_user}[/],
@@ -50,6 +51,7 @@ def up() -> None:
   Warehouse       [bold]make psql[/]  (PostgreSQL on 127.0.0.1:{settings.pg_port})
   Kafka           {settings.kafka_bootstrap}
   Reports         {settings.reports_dir}/latest/index.html
+  Zones           {settings.storage_base}{where}
   Logs            {settings.run_dir}/logs/
 
   To watch a cycle: open {settings.airflow_base_url}/dags/flightpipe_ingest and use the

@@ -16,7 +16,7 @@ import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from pydantic import AliasChoices, Field, PrivateAttr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -49,6 +49,21 @@ DUTY_ROLE_USERS: dict[Role, str] = {
     "reader": "flightpipe_reader",
 }
 
+STORAGE_SCHEMES = ("file", "s3")
+
+
+def check_storage_url(url: str) -> str:
+    """``url`` if the zones can live there (a path, ``file://`` or ``s3://bucket[/prefix]``),
+    else a one-line ``ValueError``."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower() if len(parts.scheme) > 1 else "file"
+    if scheme not in STORAGE_SCHEMES:
+        raise ValueError(f"storage URL {url!r}: scheme {scheme!r} is not supported (path or s3://)")
+    if scheme == "s3" and not parts.netloc:
+        raise ValueError(f"storage URL {url!r} names no bucket (s3://<bucket>[/prefix])")
+    return url
+
+
 KAFKA_BROKER_COUNTS = (1, 3)
 # Local broker n listens on kafka_port + step * (n - 1), its controller likewise.
 KAFKA_PORT_STEP = 10
@@ -71,6 +86,26 @@ class Settings(BaseSettings):
     )
     run_dir: Path = Field(default=RUN_DIR, description="Run state: logs, pids, configs, secrets.")
     data_dir: Path = Field(default=HOME / "data", description="Landing zone, reports, models.")
+
+    # --- storage of the zones, models and reports ----------------------------------------
+    storage_url: str = Field(
+        default="",
+        description="Base URL of the landing and clean zones, models and reports: a path or "
+        "s3://bucket/prefix (any S3-compatible store). Empty: data_dir.",
+    )
+    s3_endpoint_url: str = Field(
+        default="",
+        description="S3 endpoint, e.g. https://s3.eu-west-1.amazonaws.com (external store). "
+        "Empty with an s3:// storage URL: the local S3Proxy.",
+    )
+    s3_region: str = Field(default="us-east-1", description="S3 region name.")
+    s3_access_key: str = Field(
+        default="",
+        description="S3 access key id (local S3Proxy: generated; secrets file). Empty: the "
+        "default AWS credential chain.",
+    )
+    s3_secret_key: str = Field(default="", description="S3 secret key (local S3Proxy: generated).")
+    s3proxy_port: int = Field(default=9310, description="Local S3Proxy port (127.0.0.1).")
 
     # --- Kafka -------------------------------------------------------------------------
     kafka_bootstrap: str = Field(
@@ -208,6 +243,11 @@ class Settings(BaseSettings):
             raise ValueError(f"{value} brokers is not supported; use 1 or 3")
         return value
 
+    @field_validator("storage_url")
+    @classmethod
+    def _storage_url(cls, value: str) -> str:
+        return check_storage_url(value.strip())
+
     @model_validator(mode="after")
     def _room_for_ingest(self) -> Settings:
         # Members wait for the producers' snapshot: with every slot taken by members, no
@@ -305,6 +345,24 @@ class Settings(BaseSettings):
     @property
     def airflow_base_url(self) -> str:
         return self.airflow_url or f"http://127.0.0.1:{self.airflow_port}"
+
+    @property
+    def storage_base(self) -> str:
+        """Base URL (or path) every zone hangs off."""
+        return self.storage_url.rstrip("/") or str(self.data_dir)
+
+    @property
+    def s3_storage(self) -> bool:
+        return self.storage_base.lower().startswith("s3://")
+
+    @property
+    def local_s3(self) -> bool:
+        """The object store is the S3Proxy that ``flightpipe up`` runs."""
+        return self.s3_storage and not self.s3_endpoint_url
+
+    @property
+    def s3_endpoint(self) -> str:
+        return self.s3_endpoint_url or f"http://127.0.0.1:{self.s3proxy_port}"
 
     @property
     def dashboard_url(self) -> str:

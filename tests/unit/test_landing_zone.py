@@ -15,7 +15,7 @@ def _settings(tmp_path: Path) -> Settings:
 
 
 def _names(settings: Settings) -> list[str]:
-    return sorted(p.name for p in partition_dir(settings, "flights", 0).iterdir())
+    return sorted(p.name for p in Path(partition_dir(settings, "flights", 0)).iterdir())
 
 
 def test_landing_writes_its_range_and_touches_nothing_else(tmp_path: Path) -> None:
@@ -35,7 +35,7 @@ def test_assignment_clears_what_reaches_the_committed_offset(tmp_path: Path) -> 
     table = pa.table({"x": [1]})
     for first, last in [(0, 99), (100, 199), (200, 299), (150, 250)]:
         land_batch(settings, "flights", 0, first, last, table)
-    folder = partition_dir(settings, "flights", 0)
+    folder = Path(partition_dir(settings, "flights", 0))
     (folder / ".000000000300-000000000399.parquet.4242.tmp").write_bytes(b"half")
 
     removed = clear_uncommitted(settings, "flights", 0, committed=200)

@@ -1,6 +1,6 @@
 """The HTML report of one run: KPIs, charts, model metrics, data checks, earlier runs.
 
-Layout under ``settings.reports_dir``::
+Layout under ``<storage base>/reports`` (``settings.reports_dir`` by default)::
 
     <run_id>/index.html, <chart>.png..., summary.json
     latest -> <run_id>          (symlink, replaced atomically)
@@ -8,6 +8,11 @@ Layout under ``settings.reports_dir``::
 A run is built in a hidden temporary folder and renamed into place, so a reader (or the
 ``latest`` link) never sees a half-written run; building the same ``run_id`` again replaces
 it, which keeps a retried task idempotent.
+
+With the storage base on an object store the run is built the same way in
+``settings.reports_dir`` (a local working copy) and then published to
+``<base>/reports/<run_id>/``: its files one PUT each, ``index.html`` last (a run without
+one is not a run), then the object ``<base>/reports/LATEST`` holding the run id.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from typing import Any, Final
 import jinja2
 import psycopg
 
+from flightpipe import storage
 from flightpipe.analytics import queries as q
 from flightpipe.analytics.charts import CHARTS, Chart, build_charts, chart_for
 from flightpipe.settings import Settings
@@ -36,6 +42,8 @@ from flightpipe.warehouse.db import connect
 log = logging.getLogger(__name__)
 
 LATEST: Final = "latest"
+# On an object store, which has no links: one small object naming the newest run.
+LATEST_OBJECT: Final = "LATEST"
 INDEX: Final = "index.html"
 KEEP_RUNS: Final = 50
 TEMPLATES: Final = Path(__file__).parent / "templates"
@@ -158,7 +166,7 @@ def draw_charts(settings: Settings, run_id: str | None = None) -> dict[str, Any]
     """
     started = time.perf_counter()
     run = safe_run_id(run_id) if run_id else new_run_id()
-    folder = settings.reports_dir / run
+    folder = build_dir(settings) / run
     charts = build_charts(settings, folder)
     return {
         "run_id": run,
@@ -192,7 +200,7 @@ def build_report(
     points at this run, and only the newest ``keep_runs`` runs are kept.
     """
     started = time.perf_counter()
-    reports_dir = settings.reports_dir
+    reports_dir = build_dir(settings)
     reports_dir.mkdir(parents=True, exist_ok=True)
     run = safe_run_id(run_id) if run_id else new_run_id()
     final = reports_dir / run
@@ -231,8 +239,28 @@ def build_report(
             shutil.rmtree(staging, ignore_errors=True)
     point_latest(reports_dir, run)
     _prune(reports_dir, keep_runs, run)
+    if settings.s3_storage:
+        publish_remote(settings, final)
     log.info("report %s written in %.1f s", final / INDEX, time.perf_counter() - started)
     return final / INDEX
+
+
+def build_dir(settings: Settings) -> Path:
+    """Where runs are built: the reports zone when it is a folder, else the local copy."""
+    if settings.s3_storage:
+        return settings.reports_dir
+    return Path(storage.zone_url(settings, "reports"))
+
+
+def publish_remote(settings: Settings, final: Path) -> str:
+    """Copy a finished run to the reports zone on the object store; returns its URL."""
+    fs, root = storage.zone_fs(settings, "reports")
+    target = f"{root}/{final.name}"
+    files = sorted(p for p in final.iterdir() if p.is_file() and p.name != INDEX)
+    for path in [*files, final / INDEX]:
+        fs.pipe_file(f"{target}/{path.name}", path.read_bytes())
+    fs.pipe_file(f"{root}/{LATEST_OBJECT}", final.name.encode("utf-8"))
+    return storage.url_of(fs, target)
 
 
 def _write_summary(

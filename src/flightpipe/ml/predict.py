@@ -5,10 +5,12 @@ Which model serves is decided in :mod:`flightpipe.ml.registry`.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import logging
 import time
-from typing import Final
+from collections.abc import Mapping
+from typing import Any, Final
 
 import numpy as np
 from sklearn.pipeline import Pipeline
@@ -16,8 +18,9 @@ from threadpoolctl import threadpool_limits
 
 from flightpipe.ml.features import feature_matrix, scoring_frame
 from flightpipe.ml.registry import ServingModel, serving_model
-from flightpipe.ml.train import MODEL_THREADS, load_artifact, sha256_of
+from flightpipe.ml.train import MODEL_THREADS, load_artifact, read_artifact
 from flightpipe.settings import Settings
+from flightpipe.storage import storage_options
 from flightpipe.warehouse.db import connect
 
 log = logging.getLogger(__name__)
@@ -46,21 +49,25 @@ class NoModelError(LookupError):
     """No model is registered in ``ml.model_runs`` yet, or its artifact is unusable."""
 
 
-def load_model(model: ServingModel) -> Pipeline:
+def load_model(model: ServingModel, storage_options: Mapping[str, Any] | None = None) -> Pipeline:
     """Load the artifact after checking it is the very file that was registered, as skops
-    with only trusted types: a row in ``ml.model_runs`` names a file, never code to run."""
-    if not model.artifact_path.is_file():
-        raise NoModelError(f"model artifact {model.artifact_path} is missing")
-    digest = sha256_of(model.artifact_path)
+    with only trusted types: a row in ``ml.model_runs`` names a file, never code to run.
+
+    The bytes are read once: the checksum covers exactly what is loaded."""
+    try:
+        data = read_artifact(model.artifact_path, storage_options)
+    except FileNotFoundError:
+        raise NoModelError(f"model artifact {model.artifact_path} is missing") from None
+    digest = hashlib.sha256(data).hexdigest()
     if digest != model.artifact_sha256:
         raise NoModelError(
             f"model artifact {model.artifact_path} has SHA-256 {digest}, "
             f"registered {model.artifact_sha256}"
         )
     try:
-        pipeline: Pipeline = load_artifact(model.artifact_path)
+        pipeline: Pipeline = load_artifact(data)
     except ValueError as exc:
-        raise NoModelError(str(exc)) from exc
+        raise NoModelError(f"{model.artifact_path}: {exc}") from exc
     return pipeline
 
 
@@ -76,7 +83,7 @@ def predict(settings: Settings) -> int:
         model = serving_model(conn)
         if model is None:
             raise NoModelError("no model registered in ml.model_runs: run `flightpipe train`")
-        pipeline = load_model(model)
+        pipeline = load_model(model, storage_options(settings))
         frame = scoring_frame(conn, model.model_run_id)
         if frame.empty:
             log.info("model run %s: nothing new to score", model.model_run_id)

@@ -12,7 +12,6 @@ serving model's metrics, does not pay for importing the model libraries.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Final
 
 import psycopg
@@ -32,7 +31,8 @@ LIMIT 1
 class ServingModel:
     model_run_id: int
     algorithm: str
-    artifact_path: Path
+    # A path or a storage URL (s3://...), as the training wrote it.
+    artifact_path: str
     artifact_sha256: str
     threshold: float
     metrics: dict[str, Any]
@@ -47,7 +47,7 @@ def serving_model(conn: psycopg.Connection) -> ServingModel | None:
     return ServingModel(
         model_run_id=int(model_run_id),
         algorithm=str(algorithm),
-        artifact_path=Path(path),
+        artifact_path=str(path),
         artifact_sha256=str(digest),
         threshold=float(metrics.get("threshold", 0.5)),
         metrics=dict(metrics),

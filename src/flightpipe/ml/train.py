@@ -12,12 +12,13 @@ prediction uses the best of the newest training by held-out ROC AUC (see
 from __future__ import annotations
 
 import hashlib
+import io
 import logging
 import math
-import os
 import time
 import uuid
 import zipfile
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -43,6 +44,7 @@ from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
 from skops.io.exceptions import UntrustedTypesFoundException
 from threadpoolctl import threadpool_limits
 
+from flightpipe import storage
 from flightpipe.ml.features import (
     CATEGORICAL,
     FEATURES,
@@ -288,9 +290,11 @@ def roc_auc_columns(y_true: np.ndarray, scores: np.ndarray) -> np.ndarray:
     return (ranks[positive].sum(axis=0) - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
 
 
-def sha256_of(path: Path) -> str:
+def sha256_of(path: str | Path, storage_options: Mapping[str, Any] | None = None) -> str:
+    """SHA-256 of a file or object (``path`` a path or a storage URL)."""
     digest = hashlib.sha256()
-    with path.open("rb") as handle:
+    fs, inner = storage.filesystem(str(path), storage_options)
+    with fs.open(inner, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
@@ -308,22 +312,38 @@ TRUSTED_TYPES: Final = (
 ARTIFACT_SUFFIX: Final = ".skops"
 
 
-def save_artifact(model: Any, path: Path) -> str:
-    """Write atomically, so a reader never loads a half-written model; return its SHA-256."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    sio.dump(model, tmp, compression=zipfile.ZIP_DEFLATED)
-    tmp.replace(path)
-    return sha256_of(path)
+def save_artifact(
+    model: Any, path: str | Path, storage_options: Mapping[str, Any] | None = None
+) -> str:
+    """Write atomically, so a reader never loads a half-written model; return its SHA-256.
+
+    ``path`` is a path or a storage URL: a temp file and a rename locally, one PUT of the
+    whole artifact on an object store."""
+    buffer = io.BytesIO()
+    sio.dump(model, buffer, compression=zipfile.ZIP_DEFLATED)
+    data = buffer.getvalue()
+    fs, inner = storage.filesystem(str(path), storage_options)
+    storage.publish_bytes(fs, inner, data)
+    return hashlib.sha256(data).hexdigest()
 
 
-def load_artifact(path: Path) -> Any:
-    """The model in ``path``; raises ``ValueError`` for anything but a skops file holding
-    only trusted types (a pickle, a tampered or foreign file)."""
+def read_artifact(path: str | Path, storage_options: Mapping[str, Any] | None = None) -> bytes:
+    """The artifact's bytes (``FileNotFoundError`` if it is gone)."""
+    fs, inner = storage.filesystem(str(path), storage_options)
+    return bytes(fs.cat_file(inner))
+
+
+def load_artifact(
+    path: str | Path | bytes, storage_options: Mapping[str, Any] | None = None
+) -> Any:
+    """The model in ``path`` (or the artifact's bytes); raises ``ValueError`` for anything
+    but a skops file holding only trusted types (a pickle, a tampered or foreign file)."""
+    data = path if isinstance(path, bytes) else read_artifact(path, storage_options)
     try:
-        return sio.load(path, trusted=list(TRUSTED_TYPES))
+        return sio.load(io.BytesIO(data), trusted=list(TRUSTED_TYPES))
     except (zipfile.BadZipFile, UntrustedTypesFoundException, KeyError) as exc:
-        raise ValueError(f"{path} is not a trusted skops model: {exc}") from exc
+        shown = "the artifact" if isinstance(path, bytes) else path
+        raise ValueError(f"{shown} is not a trusted skops model: {exc}") from exc
 
 
 def _algorithm(pipeline: Pipeline) -> str:
@@ -410,7 +430,7 @@ def train(
         "max_train_rows": max_train_rows,
         "seed": seed,
     }
-    fitted: list[tuple[str, Pipeline, dict[str, Any], Path, str]] = []
+    fitted: list[tuple[str, Pipeline, dict[str, Any], str, str]] = []
     for short, pipeline in (
         ("logreg", logistic_pipeline(seed)),
         ("hgb", boosting_pipeline(seed)),
@@ -427,8 +447,10 @@ def train(
             "test_from": str(split.test["flight_date"].min()),
             "test_to": str(split.test["flight_date"].max()),
         }
-        artifact = settings.models_dir / f"{training_id}-{short}{ARTIFACT_SUFFIX}"
-        digest = save_artifact(pipeline, artifact)
+        artifact = storage.join(
+            storage.zone_url(settings, "models"), f"{training_id}-{short}{ARTIFACT_SUFFIX}"
+        )
+        digest = save_artifact(pipeline, artifact, storage.storage_options(settings))
         fitted.append((short, pipeline, metrics, artifact, digest))
         log.info(
             "trained %s in %.1f s: ROC AUC %.3f (prior %.3f)",

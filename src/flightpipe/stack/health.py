@@ -40,6 +40,17 @@ def probe_airflow(base_url: str) -> str:
     return f"health endpoint ok ({', '.join(body)})"
 
 
+def probe_storage(settings: Settings) -> str:
+    """Signed requests the object store must answer: list the buckets, find ours."""
+    from flightpipe import storage
+
+    fs, path = storage.filesystem(settings.storage_base, storage.storage_options(settings))
+    bucket = path.split("/", 1)[0]
+    buckets = {b.rstrip("/") for b in fs.ls("", detail=False)}
+    state = "present" if bucket in buckets else "not created yet"
+    return f"S3 API ok at {settings.s3_endpoint}, bucket {bucket} {state}"
+
+
 def probe_dashboard(base_url: str) -> str:
     """The dashboard's own probe reads the warehouse as the reader, as its pages do."""
     response = httpx.get(f"{base_url}/health", timeout=10)
@@ -51,7 +62,10 @@ def probe_dashboard(base_url: str) -> str:
 
 
 def checks(settings: Settings) -> dict[str, Callable[[], str]]:
-    return {
+    found: dict[str, Callable[[], str]] = {}
+    if settings.s3_storage:
+        found["storage"] = lambda: probe_storage(settings)
+    return found | {
         "postgres": lambda: postgres.probe(settings.dsn("reader")),
         "kafka": lambda: kafka.probe(settings),
         "dask": lambda: probe_dask(

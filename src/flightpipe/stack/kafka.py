@@ -8,12 +8,12 @@ with its own folder ``<run_dir>/kafka/broker-<n>/``, forming one controller quor
 from __future__ import annotations
 
 import base64
-import shutil
 import subprocess
 import uuid
 from pathlib import Path
 
 from flightpipe.settings import KAFKA_PORT_STEP, Settings
+from flightpipe.stack import maven
 from flightpipe.stack.errors import StackError
 
 POM = Path(__file__).resolve().parents[3] / "stack" / "kafka" / "pom.xml"
@@ -28,41 +28,11 @@ def libs_dir(settings: Settings) -> Path:
 
 
 def require_java() -> None:
-    for tool, package in (("java", "openjdk-17-jre-headless"), ("mvn", "maven")):
-        if not shutil.which(tool):
-            raise StackError(
-                f"`{tool}` was not found; the local Kafka broker needs Java 17+ and Maven. "
-                f"Install it (apt-get install -y {package}) or point FLIGHTPIPE_KAFKA_BOOTSTRAP "
-                "at an existing Kafka cluster."
-            )
+    maven.require_java("Kafka broker", "FLIGHTPIPE_KAFKA_BOOTSTRAP")
 
 
 def install_jars(settings: Settings) -> None:
-    libs = libs_dir(settings)
-    marker = libs / ".complete"
-    if marker.exists() and marker.read_text() == POM.read_text():
-        return
-    print("Resolving Kafka jars from Maven Central (first start only) ...", flush=True)
-    if libs.exists():
-        shutil.rmtree(libs)
-    libs.mkdir(parents=True)
-    result = subprocess.run(
-        [
-            "mvn",
-            "-q",
-            "-B",
-            "-f",
-            str(POM),
-            "dependency:copy-dependencies",
-            f"-DoutputDirectory={libs}",
-        ],
-        capture_output=True,
-        text=True,
-    )
-    if result.returncode != 0:
-        tail = "\n".join((result.stdout + result.stderr).strip().splitlines()[-15:])
-        raise StackError(f"Maven could not resolve the Kafka jars:\n{tail}")
-    marker.write_text(POM.read_text())
+    maven.copy_dependencies(POM, libs_dir(settings), "Kafka")
 
 
 def _java(settings: Settings, main_class: str, *args: str) -> list[str]:

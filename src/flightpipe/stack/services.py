@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from flightpipe.settings import Settings
-from flightpipe.stack import kafka, postgres
+from flightpipe.stack import kafka, postgres, s3proxy
 from flightpipe.stack.airflow_env import venv_bin
 from flightpipe.stack.supervisor import Program
 
@@ -33,6 +33,8 @@ def programs(settings: Settings, airflow_env: dict[str, str]) -> list[Program]:
                 stopwaitsecs=60,
             )
         )
+    if settings.local_s3:
+        progs.append(Program(s3proxy.PROGRAM, s3proxy.configure(settings), stopwaitsecs=30))
     if settings.local_kafka:
         for node in kafka.node_ids(settings):
             progs.append(
@@ -123,5 +125,6 @@ def ports(settings: Settings) -> dict[str, list[tuple[int, str]]]:
             (settings.dask_dashboard_port, "FLIGHTPIPE_DASK_DASHBOARD_PORT"),
         ],
         "airflow-api-server": [(settings.airflow_port, "FLIGHTPIPE_AIRFLOW_PORT")],
+        s3proxy.PROGRAM: [(settings.s3proxy_port, "FLIGHTPIPE_S3PROXY_PORT")],
         "dashboard": [(settings.dashboard_port, "FLIGHTPIPE_DASHBOARD_PORT")],
     }

@@ -7,16 +7,29 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from flightpipe import storage
 from flightpipe.settings import SECRETS_FILE, SETUP_SECRETS_FILE, Settings
-from flightpipe.stack import airflow_env, health, kafka, postgres, services, supervisor
+from flightpipe.stack import airflow_env, health, kafka, postgres, s3proxy, services, supervisor
 from flightpipe.stack.errors import StackError
 from flightpipe.stack.ports import require_free
-from flightpipe.stack.secrets import SUPERUSER_KEY, ensure_secrets, ensure_setup_secrets
+from flightpipe.stack.secrets import (
+    GENERATED_KEYS,
+    SUPERUSER_KEY,
+    ensure_secrets,
+    ensure_setup_secrets,
+)
 
 Log = Callable[[str], None]
 
 # Seconds each service gets to answer its probe after start.
-TIMEOUTS = {"postgres": 60, "kafka": 90, "dask": 60, "airflow": 180, "dashboard": 60}
+TIMEOUTS = {
+    "postgres": 60,
+    "kafka": 90,
+    "dask": 60,
+    "airflow": 180,
+    "dashboard": 60,
+    "storage": 60,
+}
 
 
 @dataclass
@@ -28,7 +41,12 @@ class UpResult:
 
 def _load_settings() -> tuple[Settings, dict[str, str]]:
     secrets = ensure_secrets(SECRETS_FILE)
-    return Settings(), secrets  # re-read: the secrets file feeds the password fields
+    settings = Settings()  # re-read: the secrets file feeds the password fields
+    if settings.local_s3:
+        # Only a store we run gets generated keys: an external one keeps the default chain.
+        secrets = ensure_secrets(SECRETS_FILE, (*GENERATED_KEYS, *s3proxy.CREDENTIAL_KEYS))
+        settings = Settings()
+    return settings, secrets
 
 
 def _check_ports(settings: Settings, wanted: list[str]) -> None:
@@ -63,6 +81,9 @@ def up(log: Log = print) -> UpResult:
         postgres.install_if_missing()
         if postgres.init_cluster(settings, superuser_password):
             log(f"Created a PostgreSQL cluster in {postgres.data_dir(settings)}")
+    if settings.local_s3:
+        s3proxy.require_java()
+        s3proxy.install_jars(settings.home)
     if settings.local_kafka:
         kafka.require_java()
         kafka.install_jars(settings)
@@ -86,7 +107,7 @@ def up(log: Log = print) -> UpResult:
             log_tail = supervisor.tail_log(settings, "postgres")
             raise StackError(f"PostgreSQL did not start: {result.detail}\n{log_tail}")
         postgres.bootstrap(settings, superuser_password)
-    others = [n for n in names if n.startswith(("kafka", "dask"))]
+    others = [n for n in names if n.startswith(("kafka", "dask", s3proxy.PROGRAM))]
     if others:
         supervisor.start(settings, *others)
     if settings.local_airflow:
@@ -96,6 +117,9 @@ def up(log: Log = print) -> UpResult:
         supervisor.start(settings, *[n for n in names if n.startswith("airflow")])
 
     log("Waiting for services to answer their health probes ...")
+    if settings.s3_storage:
+        _wait(settings, "storage", s3proxy.PROGRAM, log)
+        storage.ensure_base(settings)
     _wait(settings, "postgres", "postgres", log)
     _wait(settings, "kafka", kafka.program_names(settings)[0], log)
     _wait(settings, "dask", "dask-scheduler", log)

@@ -19,12 +19,21 @@ from distributed import wait
 
 from flightpipe.contract import TOPICS, entity
 from flightpipe.transform import clean
-from flightpipe.zones.landing import LandedFile, by_partition, file_rows, read_columns
+from flightpipe.transform.read import read_columns
+from flightpipe.zones.landing import LandedFile, by_partition, file_rows
 
 
-def read_and_clean(paths: Sequence[str], topic: str, tz_map: Mapping[str, str]) -> pd.DataFrame:
-    """One Dask partition: every new file of one Kafka partition, cleaned and deduped."""
-    raw = read_columns(paths, entity(topic).raw_columns)
+def read_and_clean(
+    paths: Sequence[str],
+    topic: str,
+    tz_map: Mapping[str, str],
+    storage_options: Mapping[str, Any] | None = None,
+) -> pd.DataFrame:
+    """One Dask partition: every new file of one Kafka partition, cleaned and deduped.
+
+    ``paths`` are URLs and ``storage_options`` how to open them: a worker on another host
+    reads the landing zone from the object store, not from a disk it shares with us."""
+    raw = read_columns(paths, entity(topic).raw_columns, storage_options)
     return clean.clean_topic(topic, raw, tz_map)
 
 
@@ -77,7 +86,9 @@ class TransformResult:
 
 
 def build(
-    files: Mapping[str, Sequence[LandedFile]], tz_map: Mapping[str, str]
+    files: Mapping[str, Sequence[LandedFile]],
+    tz_map: Mapping[str, str],
+    storage_options: Mapping[str, Any] | None = None,
 ) -> dict[str, dd.DataFrame]:
     """Lazy Dask frames per topic (only topics with files)."""
     frames: dict[str, dd.DataFrame] = {}
@@ -87,9 +98,12 @@ def build(
             continue
         frames[topic] = dd.from_map(
             read_and_clean,
-            [[str(f.path) for f in g] for g in groups],
+            [[f.path for f in g] for g in groups],
             topic=topic,
             tz_map=dict(tz_map),
+            # Only when there are any: a local zone then makes the same call as before, which
+            # workers started from an older release still accept.
+            **({"storage_options": dict(storage_options)} if storage_options else {}),
             meta=clean.empty_clean(topic),
             enforce_metadata=False,
             label=f"clean-{topic}",
@@ -116,14 +130,18 @@ def run(
     files: Mapping[str, Sequence[LandedFile]],
     tz_map: Mapping[str, str],
     timeout: float | None = None,
+    storage_options: Mapping[str, Any] | None = None,
 ) -> TransformResult:
     """Execute the graph on ``client`` (a distributed.Client) in one round trip.
+
+    ``storage_options`` open the landing URLs on the workers
+    (:func:`flightpipe.storage.storage_options` of the settings that listed them).
 
     ``timeout`` bounds the computation (seconds); a worker that dies mid-graph is not a
     failure, the scheduler reruns its tasks elsewhere, but a lost scheduler is.
     """
     started = time.perf_counter()
-    frames = build(files, tz_map)
+    frames = build(files, tz_map, storage_options)
     result = TransformResult()
     if not frames:
         result.seconds = time.perf_counter() - started

@@ -14,7 +14,7 @@ out.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
@@ -83,9 +83,15 @@ def _by_topic(files: Iterable[LandedFile]) -> dict[str, list[LandedFile]]:
     return groups
 
 
-def record(cur: psycopg.Cursor[Any], batch_id: int, files: Sequence[LandedFile]) -> list[Freshness]:
+def record(
+    cur: psycopg.Cursor[Any],
+    batch_id: int,
+    files: Sequence[LandedFile],
+    storage_options: Mapping[str, Any] | None = None,
+) -> list[Freshness]:
     """Measure and store the freshness of batch ``batch_id``'s landed ``files``, inside the
-    load's transaction; call it last, right before COMMIT. Returns what was stored."""
+    load's transaction; call it last, right before COMMIT. Returns what was stored.
+    ``storage_options`` open the files' URLs (an object-store landing zone)."""
     cur.execute(
         "SELECT forced, clock_timestamp() FROM meta.load_batches WHERE batch_id = %s", [batch_id]
     )
@@ -95,7 +101,9 @@ def record(cur: psycopg.Cursor[Any], batch_id: int, files: Sequence[LandedFile])
     committed_at: datetime = row[1]
     stored = []
     for topic, group in sorted(_by_topic(files).items()):
-        produced = read_columns([f.path for f in group], [PRODUCED_AT])[PRODUCED_AT]
+        produced = read_columns([f.path for f in group], [PRODUCED_AT], storage_options)[
+            PRODUCED_AT
+        ]
         fresh = summarise(topic, produced, committed_at)
         if fresh is None:
             continue

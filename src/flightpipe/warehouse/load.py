@@ -34,6 +34,7 @@ from psycopg.types.json import Jsonb
 
 from flightpipe.contract import TOPICS, entity
 from flightpipe.settings import Settings, get_settings
+from flightpipe.storage import storage_options
 from flightpipe.transform import clean, graph
 from flightpipe.transform.client import dask_client
 from flightpipe.warehouse import checks, freshness
@@ -102,14 +103,18 @@ def _loaded_paths(cur: psycopg.Cursor[Any]) -> set[str]:
     return {row[0] for row in cur.fetchall()}
 
 
-def _tz_map(cur: psycopg.Cursor[Any], airport_files: Sequence[LandedFile]) -> dict[str, str]:
+def _tz_map(
+    cur: psycopg.Cursor[Any],
+    airport_files: Sequence[LandedFile],
+    options: Mapping[str, Any] | None = None,
+) -> dict[str, str]:
     """Airport -> IANA zone for the UTC conversion: warehouse first, this batch's reference
     on top (so a first load already uses the reference zones), airportsdata as last resort
     inside the transform."""
     cur.execute("SELECT faa_code, tzone FROM dw.dim_airport WHERE tzone IS NOT NULL")
     zones = {code: tz for code, tz in cur.fetchall()}
     if airport_files:
-        raw = read_columns([f.path for f in airport_files], entity("airports").raw_columns)
+        raw = read_columns([f.path for f in airport_files], entity("airports").raw_columns, options)
         ref = clean.clean_airports(raw)
         ref = ref[ref["_reject"].isna() & ref["tzone"].notna()]
         zones.update(zip(ref["faa"], ref["tzone"], strict=True))
@@ -369,12 +374,17 @@ def transform(
         new = {t: [f for f in fs if f.rel not in done] for t, fs in found.items()}
         if not any(new.values()):
             return None
-        tz_map = _tz_map(cur, new.get("airports", []))
+        options = storage_options(settings)
+        tz_map = _tz_map(cur, new.get("airports", []), options)
         if client is not None:
-            result = graph.run(client, new, tz_map, timeout=settings.dask_compute_timeout)
+            result = graph.run(
+                client, new, tz_map, timeout=settings.dask_compute_timeout, storage_options=options
+            )
         else:
             with dask_client(settings, local_fallback=local_dask) as c:
-                result = graph.run(c, new, tz_map, timeout=settings.dask_compute_timeout)
+                result = graph.run(
+                    c, new, tz_map, timeout=settings.dask_compute_timeout, storage_options=options
+                )
         return write_batch(settings, result, forced=force)
 
 
@@ -440,7 +450,7 @@ def _load_batch(settings: Settings, batch: CleanBatch) -> LoadResult:
                 " timings = %s WHERE batch_id = %s",
                 [Jsonb({k: round(v, 3) for k, v in timings.items()}), batch_id],
             )
-            freshness.record(cur, batch_id, batch.files)
+            freshness.record(cur, batch_id, batch.files, batch.storage_options)
             conn.commit()
     except checks.DataCheckError:
         raise

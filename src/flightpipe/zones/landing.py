@@ -3,11 +3,12 @@
 The only code that writes or reads landed files: the consumers land batches here, the
 transform lists and reads what the group has committed.
 
-Layout: ``<landing_dir>/<topic>/partition=<p>/<first:012d>-<last:012d>.parquet`` where
+Layout: ``<storage base>/landing/<topic>/partition=<p>/<first:012d>-<last:012d>.parquet`` where
 ``first..last`` is the offset range the batch covered (rows that went to the DLQ leave gaps).
 
 Invariants the consumer keeps and the next stage may rely on:
-* a file appears atomically (temp name, fsync, rename, fsync of the directory);
+* a file appears atomically: locally by temp name, fsync, rename, fsync of the directory;
+  on an object store by one PUT of the final object (visible only once whole);
 * offsets are committed only after the file is durable, so every file whose last offset is
   below the group's committed offset is final and never changes again;
 * a batch starting at offset ``first`` first removes any file of its partition ending at or
@@ -18,22 +19,25 @@ Invariants the consumer keeps and the next stage may rely on:
 
 from __future__ import annotations
 
-import os
+import contextlib
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from operator import attrgetter
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from flightpipe import storage
 from flightpipe.contract.events import Event, field_kinds
 from flightpipe.ingest.topics import committed_offsets, end_offsets, full_name
 from flightpipe.settings import Settings
+from flightpipe.storage import fsync_path
+from flightpipe.transform import read
 
 __all__ = [
     "META_COLUMNS",
@@ -43,6 +47,7 @@ __all__ = [
     "committed_offsets",
     "discover",
     "end_offsets",
+    "fsync_path",
     "landing_schema",
     "list_landed_files",
     "read_columns",
@@ -64,13 +69,14 @@ _ARROW: Final[dict[type, pa.DataType]] = {
 
 @dataclass(frozen=True, order=True)
 class LandedFile:
-    """One landed file; ``rel`` (its path relative to the landing folder) is its identity."""
+    """One landed file; ``rel`` (its path relative to the landing zone) is its identity,
+    ``path`` its URL (a plain path when the zone is local)."""
 
     topic: str
     partition: int
     first_offset: int
     last_offset: int
-    path: Path
+    path: str
     rows: int
     bytes: int
     rel: str
@@ -93,13 +99,13 @@ def landing_schema(tp: type[Event]) -> pa.Schema:
     return pa.schema(fields)
 
 
-def topic_dir(settings: Settings, topic: str) -> Path:
-    """Landing folder of a topic (named as on the broker, i.e. with the prefix)."""
-    return settings.landing_dir / full_name(settings, topic)
+def topic_dir(settings: Settings, topic: str) -> str:
+    """Landing URL of a topic (named as on the broker, i.e. with the prefix)."""
+    return storage.join(storage.zone_url(settings, "landing"), full_name(settings, topic))
 
 
-def partition_dir(settings: Settings, topic: str, partition: int) -> Path:
-    return topic_dir(settings, topic) / f"partition={partition}"
+def partition_dir(settings: Settings, topic: str, partition: int) -> str:
+    return storage.join(topic_dir(settings, topic), f"partition={partition}")
 
 
 def file_name(first_offset: int, last_offset: int) -> str:
@@ -167,8 +173,9 @@ def land_batch(
     first_offset: int,
     last_offset: int,
     table: pa.Table | None,
-) -> Path | None:
-    """Make ``table`` the durable landing of offsets ``first..last`` of one partition.
+) -> str | None:
+    """Make ``table`` the durable landing of offsets ``first..last`` of one partition and
+    return its URL (a plain path when local).
 
     ``table`` is None when every message of the range went to the DLQ: nothing is written.
     Nothing else is removed here; leftovers of an earlier owner are cleared when the
@@ -176,15 +183,16 @@ def land_batch(
     """
     if table is None:
         return None
-    folder = partition_dir(settings, topic, partition)
-    folder.mkdir(parents=True, exist_ok=True)
-    target = folder / file_name(first_offset, last_offset)
-    tmp = folder / f".{target.name}.{os.getpid()}.tmp"
-    pq.write_table(table, tmp, compression="zstd")
-    fsync_path(tmp)
-    os.replace(tmp, target)
-    fsync_path(folder)
-    return target
+    fs, folder = storage.filesystem(
+        partition_dir(settings, topic, partition), storage.storage_options(settings)
+    )
+    target = f"{folder}/{file_name(first_offset, last_offset)}"
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink, compression="zstd")
+    # Whole or not at all (a rename locally, a single PUT on an object store): only then
+    # does the consumer commit the offsets.
+    storage.publish_bytes(fs, target, sink.getvalue().to_pybytes())
+    return storage.url_of(fs, target)
 
 
 def clear_uncommitted(settings: Settings, topic: str, partition: int, committed: int) -> int:
@@ -195,27 +203,25 @@ def clear_uncommitted(settings: Settings, topic: str, partition: int, committed:
     them; the new owner reads those offsets again. Files wholly below the committed offset
     are the group's record and are never touched.
     """
-    folder = partition_dir(settings, topic, partition)
-    if not folder.exists():
-        return 0
-    removed = 0
-    for entry in folder.iterdir():
-        match = _FILE_RE.match(entry.name)
-        if entry.name.endswith(".tmp") or (match and int(match.group(2)) >= committed):
-            entry.unlink(missing_ok=True)
-            removed += 1
-    if removed:
-        fsync_path(folder)
-    return removed
-
-
-def fsync_path(path: Path) -> None:
-    """fsync a file or a directory (a rename is durable once its folder is synced)."""
-    fd = os.open(path, os.O_RDONLY)
+    fs, folder = storage.filesystem(
+        partition_dir(settings, topic, partition), storage.storage_options(settings)
+    )
     try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+        entries = fs.ls(folder, detail=False)
+    except FileNotFoundError:
+        return 0
+    doomed = []
+    for entry in entries:
+        name = entry.rstrip("/").rsplit("/", 1)[-1]
+        match = _FILE_RE.match(name)
+        if name.endswith(".tmp") or (match and int(match.group(2)) >= committed):
+            doomed.append(entry)
+    for entry in doomed:
+        with contextlib.suppress(FileNotFoundError):
+            fs.rm_file(entry)
+    if doomed and storage.is_local(fs):
+        fsync_path(folder)
+    return len(doomed)
 
 
 def list_landed_files(
@@ -229,28 +235,43 @@ def list_landed_files(
     With ``only_committed`` the files the consumer group has not committed yet are left
     out (they may still be replaced); use it when consumers may be running (follow mode).
     """
-    root = topic_dir(settings, topic)
-    if not root.exists():
+    options = storage.storage_options(settings)
+    fs, root = storage.filesystem(topic_dir(settings, topic), options)
+    try:
+        found = fs.find(root, detail=True)
+    except FileNotFoundError:
+        return []
+    if not found:
         return []
     committed = committed_offsets(settings, topic) if only_committed else {}
+    topic_name = root.rstrip("/").rsplit("/", 1)[-1]
     files = []
-    for folder in root.glob("partition=*"):
-        partition = int(folder.name.split("=", 1)[1])
-        for entry in folder.iterdir():
-            match = _FILE_RE.match(entry.name)
-            if not match:
-                continue
-            first, last = int(match.group(1)), int(match.group(2))
-            if only_committed and last >= committed.get(partition, -1):
-                continue
-            try:
-                rows = pq.read_metadata(entry).num_rows
-                size = entry.stat().st_size
-            except FileNotFoundError:
-                continue  # replaced by its partition's new owner while we listed
-            rel = entry.relative_to(settings.landing_dir).as_posix()
-            files.append(LandedFile(root.name, partition, first, last, entry, rows, size, rel))
+    for entry, info in found.items():
+        folder, _, name = entry.rpartition("/")
+        match = _FILE_RE.match(name)
+        part_dir = folder.rsplit("/", 1)[-1]
+        if not match or not part_dir.startswith("partition="):
+            continue
+        partition = int(part_dir.split("=", 1)[1])
+        first, last = int(match.group(1)), int(match.group(2))
+        if only_committed and last >= committed.get(partition, -1):
+            continue
+        try:
+            rows = _num_rows(fs, entry)
+        except FileNotFoundError:
+            continue  # replaced by its partition's new owner while we listed
+        rel = f"{topic_name}/{part_dir}/{name}"
+        url = storage.url_of(fs, entry)
+        files.append(LandedFile(topic_name, partition, first, last, url, rows, info["size"], rel))
     return sorted(files)
+
+
+def _num_rows(fs: Any, path: str) -> int:
+    if storage.is_local(fs):
+        return int(pq.read_metadata(path).num_rows)
+    # The footer only: a ranged read of the object's tail, not the whole file.
+    with fs.open(path, "rb", block_size=64 * 1024, cache_type="readahead") as fh:
+        return int(pq.read_metadata(fh).num_rows)
 
 
 def discover(
@@ -272,22 +293,15 @@ def by_partition(files: Iterable[LandedFile]) -> list[list[LandedFile]]:
     return [groups[p] for p in sorted(groups)]
 
 
-def read_columns(paths: Sequence[str | Path], columns: Sequence[str]) -> pd.DataFrame:
-    """Landed files as one frame with exactly ``columns``; a column a file lacks (an older
-    event version) is NA."""
-    tables = []
-    for path in paths:
-        present = [c for c in columns if c in pq.read_schema(path).names]
-        tables.append(pq.read_table(path, columns=present))
-    frame = (
-        pa.concat_tables(tables, promote_options="permissive").to_pandas()
-        if tables
-        else pd.DataFrame()
-    )
-    for col in columns:
-        if col not in frame.columns:
-            frame[col] = pd.Series(pd.NA, index=frame.index, dtype="object")
-    return frame[list(columns)].reset_index(drop=True)
+def read_columns(
+    paths: Sequence[str | Path],
+    columns: Sequence[str],
+    storage_options: Mapping[str, Any] | None = None,
+) -> pd.DataFrame:
+    """Landed files (paths or URLs) as one frame with exactly ``columns``; a column a file
+    lacks (an older event version) is NA. ``storage_options`` as from
+    :func:`flightpipe.storage.storage_options`."""
+    return read.read_columns(paths, columns, storage_options)
 
 
 def file_rows(files: Iterable[LandedFile]) -> Mapping[str, int]:
@@ -295,9 +309,14 @@ def file_rows(files: Iterable[LandedFile]) -> Mapping[str, int]:
     return {f.rel: f.rows for f in files}
 
 
-def read_landed(paths: Iterable[Path | str | LandedFile]) -> pa.Table:
+def read_landed(
+    paths: Iterable[Path | str | LandedFile], storage_options: Mapping[str, Any] | None = None
+) -> pa.Table:
     """All rows of the given landed files as one Arrow table (same schema per topic)."""
-    tables = [pq.read_table(p.path if isinstance(p, LandedFile) else p) for p in paths]
+    tables = [
+        read.parquet_file(p.path if isinstance(p, LandedFile) else p, storage_options).read()
+        for p in paths
+    ]
     if not tables:
         raise ValueError("read_landed needs at least one file")
     return pa.concat_tables(tables)
