@@ -139,9 +139,9 @@ def local_hhmm_to_utc_sql(date: str, hhmm: str, zone: str, not_before: str, max_
 MACROS = """
 CREATE OR REPLACE MACRO fp_naive(d, hhmm, k) AS
     d + to_days(k) + to_minutes(((hhmm // 100) * 60 + hhmm % 100)::BIGINT);
-CREATE OR REPLACE MACRO fp_shifted(zone, naive, at) AS
-    CASE WHEN timezone(zone, at) = naive THEN at
-         ELSE timezone(zone, date_trunc('hour', naive) + (timezone(zone, at) - naive)) END;
+CREATE OR REPLACE MACRO fp_shifted(zone, naive, instant) AS
+    CASE WHEN timezone(zone, instant) = naive THEN instant
+         ELSE timezone(zone, date_trunc('hour', naive) + (timezone(zone, instant) - naive)) END;
 CREATE OR REPLACE MACRO fp_local_at(d, hhmm, zone, k) AS
     fp_shifted(zone, fp_naive(d, hhmm, k), timezone(zone, fp_naive(d, hhmm, k)));
 """
@@ -332,7 +332,7 @@ def _source(con: duckdb.DuckDBPyConnection, topic: str, files: Sequence[LandedFi
     NULL. Paths are quoted literals: table functions take no parameters in every version."""
     paths = ", ".join("'" + str(f.path).replace("'", "''") + "'" for f in files)
     scan = f"read_parquet([{paths}], union_by_name = true)"
-    present = {row[0] for row in con.execute(f"DESCRIBE SELECT * FROM {scan}").fetchall()}
+    present = {row[0] for row in con.sql(f"DESCRIBE SELECT * FROM {scan}").fetchall()}
     cols = ", ".join(c if c in present else f"NULL AS {c}" for c in entity(topic).raw_columns)
     return f"(SELECT {cols} FROM {scan})"
 
@@ -393,14 +393,14 @@ def run_duckdb(
             _clean_topic(con, topic, _source(con, topic, files[topic]))
             if topic == "weather":
                 con.execute(f"CREATE TEMP TABLE fp_staged_weather AS {_staged_sql(topic)}")
-                out.staged[topic] = con.execute("FROM fp_staged_weather").fetch_arrow_table()
+                out.staged[topic] = con.sql("FROM fp_staged_weather").to_arrow_table()
             else:
-                out.staged[topic] = con.execute(_staged_sql(topic)).fetch_arrow_table()
-            out.rejected[topic] = con.execute(
+                out.staged[topic] = con.sql(_staged_sql(topic)).to_arrow_table()
+            out.rejected[topic] = con.sql(
                 f"""SELECT src_topic, src_partition, src_offset, _reject AS reason,
                        to_json(_raw) AS record
                 FROM fp_clean_{topic} WHERE _reject IS NOT NULL"""
-            ).fetch_arrow_table()
+            ).to_arrow_table()
     out.seconds = time.perf_counter() - started
     return out
 
@@ -463,19 +463,18 @@ def _compare_topic(
         f" AND a.{c} IS DISTINCT FROM b.{c}) AS {c}"
         for c in others
     )
-    row = con.execute(
+    row = con.sql(
         f"""SELECT count(a.{first}), count(b.{first}),
                count(*) FILTER (WHERE b.{first} IS NULL),
                count(*) FILTER (WHERE a.{first} IS NULL), {diffs}
         FROM fp_a a FULL JOIN fp_b b ON {on}"""
-    ).fetchone()
-    assert row is not None
+    ).fetchall()[0]
     columns = {c: int(n) for c, n in zip(others, row[4:], strict=True) if n}
     examples = {}
     for col in list(columns)[:5]:
         examples[col] = [
             {k: str(v) for k, v in zip([*e.natural_key, "dask", "duckdb"], r, strict=True)}
-            for r in con.execute(
+            for r in con.sql(
                 f"""SELECT {", ".join(f"a.{k}" for k in e.natural_key)}, a.{col}, b.{col}
                 FROM fp_a a JOIN fp_b b ON {on} WHERE a.{col} IS DISTINCT FROM b.{col}
                 ORDER BY ALL LIMIT 3"""
@@ -506,7 +505,7 @@ def _compare_rejected(
     )
     con.register("fp_ra", a)
     con.register("fp_rb", duck.rejected.get(topic, pa.table({c: [] for c in cols})))
-    row = con.execute(
+    row = con.sql(
         """SELECT count(a.src_offset), count(b.src_offset),
                count(*) FILTER (WHERE b.src_offset IS NULL),
                count(*) FILTER (WHERE a.src_offset IS NULL),
@@ -514,10 +513,9 @@ def _compare_rejected(
                                 AND a.src_offset IS NOT NULL AND b.src_offset IS NOT NULL)
         FROM fp_ra a FULL JOIN fp_rb b
             ON a.src_partition = b.src_partition AND a.src_offset = b.src_offset"""
-    ).fetchone()
+    ).fetchall()[0]
     con.unregister("fp_ra")
     con.unregister("fp_rb")
-    assert row is not None
     names = ["dask", "duckdb", "only_in_dask", "only_in_duckdb", "reason_differs"]
     return {n: int(v) for n, v in zip(names, row, strict=True)}
 
