@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import shutil
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -91,7 +92,7 @@ def test_the_whole_year_flows_through_exactly(pipe: Settings, nyc: Any) -> None:
         assert committed == end_offsets(pipe, topic), topic
     # One flow, not two steps: members landed flights before the producers were all done.
     published = published_at(pipe, outcome["replay"]["run"])
-    first_file = min(f.path.stat().st_mtime for f in list_landed_files(pipe, "flights"))
+    first_file = min(Path(f.path).stat().st_mtime for f in list_landed_files(pipe, "flights"))
     assert first_file < published
 
 
