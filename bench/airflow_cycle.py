@@ -20,7 +20,7 @@ from typing import Any
 from bench.common import say
 from flightpipe.orchestration.airflow_api import DAG_IDS, AirflowApi, AirflowApiError
 from flightpipe.settings import Settings
-from flightpipe.waiting import poll, wait_until
+from flightpipe.waiting import wait_until
 
 INGEST, TRANSFORM, WAREHOUSE, REPORTS, ML = DAG_IDS
 
@@ -126,16 +126,15 @@ def _summarise(
 
 
 @contextmanager
-def _dags_running(api: AirflowApi) -> Iterator[dict[str, bool]]:
-    """Asset-triggered DAGs do not start while paused: unpause them for the measurement and
-    restore what we changed afterwards. Yields the paused state found."""
+def _dags_running(api: AirflowApi) -> Iterator[None]:
+    """Runs of paused DAGs are not scheduled: unpause all five for the measurement and
+    restore what we changed afterwards (the class-mode schedule then also runs; see _idle)."""
     api.wait_for_dags(DAG_IDS, timeout=60)
-    paused = {d: bool(api.dag(d)["is_paused"]) for d in DAG_IDS}
-    unpaused = [d for d in (TRANSFORM, WAREHOUSE, REPORTS, ML) if paused[d]]
+    unpaused = [d for d in DAG_IDS if api.dag(d)["is_paused"]]
     for dag_id in unpaused:
         api.set_paused(dag_id, False)
     try:
-        yield paused
+        yield
     finally:
         for dag_id in unpaused:
             try:
@@ -144,21 +143,25 @@ def _dags_running(api: AirflowApi) -> Iterator[dict[str, bool]]:
                 say(f"warning: could not pause {dag_id} again: {exc}")
 
 
-def _trigger(api: AirflowApi, conf: dict[str, Any], paused: bool) -> str:
+def _idle(api: AirflowApi, timeout: float = 300) -> None:
+    """Wait until no run of the chain is queued or running (a class-mode cycle, say), so the
+    measured run neither queues behind one nor shares the cores with it."""
+    busy = ("queued", "running")
+    wait_until(
+        lambda: not any(r["state"] in busy for d in DAG_IDS for r in api.runs(d, limit=5)),
+        what="the pipeline's DAGs to be idle",
+        timeout=timeout,
+        interval=1,
+        error=AirflowApiError,
+    )
+
+
+def _trigger(api: AirflowApi, conf: dict[str, Any]) -> tuple[str, datetime]:
+    _idle(api)
+    triggered = datetime.now(UTC)
     run_id = api.trigger(INGEST, conf)
     say(f"  airflow: triggered {INGEST} {run_id} {conf}")
-    if paused:
-        # A manual run of a paused DAG stays queued: unpause it, then pause it again as soon
-        # as the run has started, so the class-mode schedule does not add runs of its own.
-        state = poll(
-            lambda: api.run(INGEST, run_id)["state"], until=lambda s: s != "queued", timeout=5
-        )
-        if state == "queued":
-            api.set_paused(INGEST, False)
-            poll(lambda: api.run(INGEST, run_id)["state"], until=lambda s: s != "queued",
-                 timeout=60)  # fmt: skip
-            api.set_paused(INGEST, True)
-    return run_id
+    return run_id, triggered
 
 
 def _follow_to_warehouse(
@@ -184,10 +187,9 @@ def one_day_cycle(
 ) -> dict[str, Any]:
     """One day of 2013 from trigger until ``flightpipe_load`` published the warehouse."""
     before = [round(x, 2) for x in os.getloadavg()]
-    with AirflowApi(settings) as api, _dags_running(api) as paused:
+    with AirflowApi(settings) as api, _dags_running(api):
+        run_id, triggered = _trigger(api, {"start": day, "days": 1})
         deadline = time.monotonic() + timeout
-        triggered = datetime.now(UTC)
-        run_id = _trigger(api, {"start": day, "days": 1}, paused[INGEST])
         runs, ends = _follow_to_warehouse(api, run_id, deadline)
     ingest = runs[INGEST]
 
@@ -210,10 +212,9 @@ def one_day_cycle(
 
 def run_cycle(settings: Settings, timeout: float = 480) -> dict[str, Any]:
     """Trigger a whole-year ingest and follow the chain to the end of reports and ml."""
-    with AirflowApi(settings) as api, _dags_running(api) as paused:
+    with AirflowApi(settings) as api, _dags_running(api):
+        run_id, triggered = _trigger(api, {"whole_year": True})
         deadline = time.monotonic() + timeout
-        triggered = datetime.now(UTC)
-        run_id = _trigger(api, {"whole_year": True}, paused[INGEST])
         runs, ends = _follow_to_warehouse(api, run_id, deadline)
         say(f"  airflow: warehouse after {(ends['warehouse'] - triggered).seconds} s")
         reports = _run_after(api, REPORTS, ends["warehouse"], deadline - time.monotonic())
