@@ -65,8 +65,10 @@ def _on_store(settings: Settings, store: dict[str, str], bucket: str) -> Setting
 
 
 @pytest.fixture
-def s3_settings(stack: Settings, store: dict[str, str], unique: str) -> Settings:
-    settings = _on_store(stack, store, f"zones-{unique}")
+def s3_settings(stack: Settings, store: dict[str, str], unique: str, tmp_path: Path) -> Settings:
+    # A data folder of its own: the test checks that nothing lands there, whatever other
+    # tests left in the stack's.
+    settings = _on_store(stack, store, f"zones-{unique}").model_copy(update={"data_dir": tmp_path})
     storage.ensure_base(settings)
     return settings
 
