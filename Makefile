@@ -9,7 +9,7 @@ VENV := .venv
 FP := $(VENV)/bin/flightpipe
 PYTEST_ARGS ?=
 
-.PHONY: help up down status clean psql password test lint unit chaos bench docs video demo
+.PHONY: help up live down status clean psql password test lint unit chaos bench docs video demo
 
 help: ## Show the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -24,6 +24,9 @@ $(VENV)/.synced: pyproject.toml tools/pyproject.toml uv.lock | $(UV)
 
 up: $(VENV)/.synced ## Install what is missing, start Kafka, PostgreSQL, Dask, Airflow and the first pipeline cycle
 	@$(FP) up
+
+live: $(VENV)/.synced ## Like up, in live mode: paced producers, always-on consumers, a load per landed file
+	@FLIGHTPIPE_MODE=live $(FP) up
 
 down: $(VENV)/.synced ## Stop every service (data is kept)
 	@$(FP) down

@@ -15,6 +15,7 @@ import os
 import sys
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -81,11 +82,12 @@ def stack() -> Settings:
     return Settings()
 
 
-@pytest.fixture(scope="module")
-def isolated(stack: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
+@contextmanager
+def private_pipeline(stack: Settings, data_dir: Path) -> Iterator[Settings]:
     """Settings of a private pipeline on the shared services: own database (migrated),
     topics, consumer group and data folder. Also exported as FLIGHTPIPE_* variables, so code
-    that builds its own Settings (Airflow tasks run by ``dag.test()``) uses them too."""
+    that builds its own Settings (Airflow tasks run by ``dag.test()``, child processes) uses
+    them too. Topics and group are deleted afterwards, the database dropped."""
     from flightpipe.settings import get_settings
     from flightpipe.warehouse.db import database_environment, scratch_database
 
@@ -95,7 +97,7 @@ def isolated(stack: Settings, tmp_path_factory: pytest.TempPathFactory) -> Itera
             **database_environment(scratch),  # every role, each with its own credentials
             "FLIGHTPIPE_TOPIC_PREFIX": f"t{token}-",
             "FLIGHTPIPE_CONSUMER_GROUP": f"flightpipe-test-{token}",
-            "FLIGHTPIPE_DATA_DIR": str(tmp_path_factory.mktemp(f"data-{token}")),
+            "FLIGHTPIPE_DATA_DIR": str(data_dir),
         }
         saved = {k: os.environ.get(k) for k in overrides}
         os.environ.update(overrides)
@@ -114,6 +116,20 @@ def isolated(stack: Settings, tmp_path_factory: pytest.TempPathFactory) -> Itera
                 else:
                     os.environ[key] = value
             get_settings.cache_clear()
+
+
+@pytest.fixture(scope="module")
+def isolated(stack: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
+    """A private pipeline (see :func:`private_pipeline`) shared by the tests of a module."""
+    with private_pipeline(stack, tmp_path_factory.mktemp("data")) as private:
+        yield private
+
+
+@pytest.fixture
+def fresh(stack: Settings, tmp_path: Path) -> Iterator[Settings]:
+    """A private pipeline of one test's own: nothing loaded, landed or produced yet."""
+    with private_pipeline(stack, tmp_path / "data") as private:
+        yield private
 
 
 @pytest.fixture(scope="session")

@@ -54,12 +54,30 @@ def up() -> None:
   Zones           {settings.storage_base}{where}
   Logs            {settings.run_dir}/logs/
 
-  To watch a cycle: open {settings.airflow_base_url}/dags/flightpipe_ingest and use the
-  Grid view (runs and tasks), Graph (how tasks connect) and Gantt (where time goes).
-  A new ingest run starts every {settings.cycle_minutes} min; the warehouse, reports and
-  ml DAGs follow through Assets. `make status` checks every service again.
+{_cadence(settings)}
+  `make status` checks every service again.
 """
     )
+
+
+def _cadence(settings: Settings) -> str:
+    airflow = settings.airflow_base_url
+    if settings.mode == "live":
+        lines = [
+            f"Live mode: the producers replay 2013 at {settings.replay_speed:g}x; every file",
+            f"the consumers land starts {airflow}/dags/flightpipe_live (an AssetWatcher",
+            "on the landing notices); reports and ml follow. `make up` is class mode again.",
+        ]
+    elif not settings.autostart:
+        lines = ["FLIGHTPIPE_AUTOSTART=false: the DAGs were not unpaused (the Airflow UI can)."]
+    else:
+        lines = [
+            f"To watch a cycle: open {airflow}/dags/flightpipe_ingest and use the",
+            "Grid view (runs and tasks), Graph (how tasks connect) and Gantt (where time goes).",
+            f"A new ingest run starts every {settings.cycle_minutes} min; the warehouse, reports",
+            "and ml DAGs follow through Assets.",
+        ]
+    return "\n".join(f"  {line}" for line in lines)
 
 
 @app.command()
@@ -187,6 +205,7 @@ def _mount() -> None:
     from flightpipe.dashboard.cli import app as dashboard_app
     from flightpipe.ingest.cli import app as ingest_app
     from flightpipe.ingest.dlq_cli import app as dlq_app
+    from flightpipe.live.cli import app as live_app
     from flightpipe.ml.cli import app as ml_app
     from flightpipe.warehouse.cli import app as warehouse_app
 
@@ -194,6 +213,7 @@ def _mount() -> None:
         app.registered_commands.extend(sub.registered_commands)
     app.add_typer(warehouse_app, name="db", help="The warehouse: migrate, load, check.")
     app.add_typer(dlq_app, name="dlq", help="Dead letters: list, show, replay.")
+    app.add_typer(live_app, name="live", help="Live mode: paced producers, always-on consumers.")
 
 
 _mount()

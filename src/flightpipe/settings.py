@@ -226,6 +226,18 @@ class Settings(BaseSettings):
     )
 
     # --- replay and cadence --------------------------------------------------------------
+    mode: Literal["class", "live"] = Field(
+        default="class",
+        description="class: an Airflow ingest run replays a slice every cycle; live: "
+        "producers replay 2013 continuously and every landed file starts a load "
+        "(`make live`).",
+    )
+    replay_speed: float = Field(
+        default=480.0,
+        gt=0,
+        description="Live mode: replay seconds per wall second (480: one day of 2013 in "
+        "3 minutes).",
+    )
     replay_start: str = Field(default="2013-01-01", description="First day replayed (local date).")
     slice_days: int = Field(default=1, description="Days of 2013 replayed per ingest run.")
     cycle_minutes: int = Field(default=3, description="Minutes between ingest runs (class mode).")

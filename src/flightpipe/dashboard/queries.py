@@ -8,7 +8,7 @@ plain values or frames; none of them writes anything.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from typing import Any, Final
 
@@ -106,11 +106,19 @@ class ReplayClock:
     cursor_moved_at: datetime | None
     latest_event: datetime | None  # the newest scheduled departure loaded (UTC)
     latest_day: date | None  # its local date: the "current" day
+    live_now: datetime | None = None  # live mode: the replay clock's time now
+    speed: float | None = None  # live mode: replay seconds per wall second
 
 
 def replay_clock(conn: psycopg.Connection[Any]) -> ReplayClock:
+    from flightpipe.live.clock import read_from
+
     row = conn.execute(REPLAY_CLOCK_SQL).fetchone()
-    return ReplayClock(*row) if row else ReplayClock(None, None, None, None)
+    clock = ReplayClock(*row) if row else ReplayClock(None, None, None, None)
+    live = read_from(conn)
+    if live is None or live.mode != "live":
+        return clock
+    return replace(clock, live_now=live.now(), speed=live.speed)
 
 
 def recent_flights(conn: psycopg.Connection[Any], minutes: int = RECENT_MINUTES) -> int:

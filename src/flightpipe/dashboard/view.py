@@ -97,8 +97,11 @@ def headline(snap: Snapshot) -> str:
     latest = snap.freshness.iloc[0] if not snap.freshness.empty else None
     dead = sum(snap.dead_letters.values()) if snap.dead_letters else None
     rejected = int(snap.rejected["rows"].sum()) if not snap.rejected.empty else 0
+    mode = "class mode" if clock.live_now is None else f"live mode, {clock.speed:g}x"
     cards = [
-        card("replay-clock", "replay clock (latest departure loaded)",
+        card("live-clock", f"replay clock now ({mode})", when(clock.live_now),
+             local_time(clock.live_now) or "moves one slice per ingest run"),
+        card("replay-clock", "latest departure loaded",
              when(clock.latest_event), local_time(clock.latest_event)),
         card("current-day", "current day", when(clock.latest_day),
              f"next day replayed: {when(clock.next_day)}"),

@@ -145,6 +145,7 @@ class LandingConsumer:
         batch_seconds: float = BATCH_SECONDS,
         timeout: float | None = None,
         stop: StopSource | None = None,
+        notify: bool = False,
     ) -> None:
         if until is not None and stop is not None:
             raise ValueError("give the snapshot or a source to learn it from, not both")
@@ -180,6 +181,12 @@ class LandingConsumer:
         )
         self._dlq: Producer | None = None
         self._dlq_failed: str | None = None
+        # Live mode: a notice per commit, from a producer of its own (not the DLQ's).
+        self._notices: Producer | None = None
+        if notify:
+            self._notices = kafka_clients.producer(
+                settings, f"{self.member}-notices", **{"acks": "all", "linger.ms": 0}
+            )
 
     # --- lifecycle -------------------------------------------------------------------------
     def request_stop(self, *_: Any) -> None:
@@ -203,6 +210,8 @@ class LandingConsumer:
                 self.stop.close()
             if self._dlq is not None:
                 self._dlq.flush(30)
+            if self._notices is not None:
+                self._notices.flush(30)
             self._consumer.close()
         log.info(
             "%s: %d consumed, %d landed, %d to DLQ in %.1f s",
@@ -354,19 +363,22 @@ class LandingConsumer:
     # --- one batch ---------------------------------------------------------------------------
     def _flush(self, keys: list[TP]) -> None:
         commits: list[TopicPartition] = []
+        ranges: list[tuple[int, int]] = []
         owned = self._still_owned([k for k in keys if self._buffer.get(k)])
         for key in keys:
             messages = self._buffer.pop(key, [])
             self._buffered -= len(messages)
             if messages and key in owned:
                 commits.append(self._land(key, messages))
+                ranges.append((_offset(messages[0]), _offset(messages[-1])))
         if not commits:
             return
         if self._dlq is not None and self._dlq.flush(30) > 0:
             raise IngestError(f"{self.member}: DLQ messages not delivered; batch not committed")
         if self._dlq_failed:
             raise IngestError(f"{self.member}: DLQ delivery failed: {self._dlq_failed}")
-        self._commit(commits)
+        if self._commit(commits):
+            self._announce(commits, ranges)
 
     def _still_owned(self, keys: list[TP]) -> set[TP]:
         """The partitions of ``keys`` whose group offset is still where this member left it.
@@ -389,7 +401,33 @@ class LandingConsumer:
                         self.member, tp.topic, tp.partition, tp.offset)  # fmt: skip
         return owned
 
-    def _commit(self, offsets: list[TopicPartition]) -> None:
+    def _announce(self, commits: list[TopicPartition], ranges: list[tuple[int, int]]) -> None:
+        """Tell whoever loads (live mode) that these files are durable and committed.
+
+        Best effort: a notice lost here only delays the load until the next one, because a
+        load takes every landed file not loaded yet.
+        """
+        if self._notices is None:
+            return
+        from flightpipe.live import notices
+
+        files = [
+            notices.LandedRange(self._base[tp.topic], tp.partition, first, last)
+            for tp, (first, last) in zip(commits, ranges, strict=True)
+        ]
+        landed = sum(f.last - f.first + 1 for f in files)
+        self._notices.produce(
+            notices.topic(self.settings),
+            notices.encode(self.member, files, landed),
+            on_delivery=self._notice_delivered,
+        )
+        self._notices.poll(0)
+
+    def _notice_delivered(self, err: KafkaError | None, _msg: Message) -> None:
+        if err is not None:
+            log.warning("%s: a landing notice was not delivered: %s", self.member, err)
+
+    def _commit(self, offsets: list[TopicPartition]) -> bool:
         """Commit synchronously; a refused commit is logged, not raised.
 
         Not committing is always safe: the files are durable, and whoever reads the offsets
@@ -402,10 +440,11 @@ class LandingConsumer:
             if exc.args[0].fatal():
                 raise
             log.warning("%s: commit refused, offsets will be re-read: %s", self.member, exc)
-            return
+            return False
         self.result.commits += 1
         for tp in offsets:
             self._committed[(tp.topic, tp.partition)] = tp.offset
+        return True
 
     def _land(self, key: TP, messages: list[Message]) -> TopicPartition:
         topic, partition = key
@@ -617,6 +656,7 @@ def consume_member(
     timeout: float | None = None,
     batch_messages: int = BATCH_MESSAGES,
     stop: StopSource | None = None,
+    notify: bool = False,
 ) -> MemberResult:
     """Run one group member in this process until the snapshot (given, or learned from
     ``stop``), or until SIGTERM in follow mode.
@@ -625,7 +665,13 @@ def consume_member(
     """
     settings = settings or get_settings()
     member_ = LandingConsumer(
-        settings, member, until, batch_messages=batch_messages, timeout=timeout, stop=stop
+        settings,
+        member,
+        until,
+        batch_messages=batch_messages,
+        timeout=timeout,
+        stop=stop,
+        notify=notify,
     )
     previous = _install_stop(member_)
     try:

@@ -66,7 +66,7 @@ def producer_id(role: str) -> str:
     return f"{role}@{socket.gethostname()}:{os.getpid()}"
 
 
-class _Delivery:
+class Delivery:
     """Counts delivery reports; the callback runs inside poll()/flush() on this thread."""
 
     def __init__(self) -> None:
@@ -96,7 +96,7 @@ def send(
     message was not delivered.
     """
     producer = kafka_clients.producer(settings, producer_id(role), **PRODUCER_TUNING)
-    delivery = _Delivery()
+    delivery = Delivery()
     encode = msgspec.json.Encoder().encode
     clock = ReplayClock(speed)
     total = sum(len(events) for _, events in batches)

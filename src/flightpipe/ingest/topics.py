@@ -12,6 +12,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from flightpipe.contract import ENTITIES, TOPICS, partitions
 from flightpipe.ingest import kafka_clients
 from flightpipe.ingest.kafka_clients import ADMIN_TIMEOUT
+from flightpipe.live.notices import NOTICES_RETENTION_MS, NOTICES_TOPIC
 from flightpipe.settings import Settings
 from flightpipe.waiting import poll, retry_transient
 
@@ -73,6 +74,10 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
         # A DLQ is never compacted: a poison message may have no key at all.
         dlq_config = {"cleanup.policy": "delete"} | replication
         specs.append(TopicSpec(dlq_topic(name), 1, dlq_config, replicas))
+    notices_config = {"cleanup.policy": "delete", "retention.ms": str(NOTICES_RETENTION_MS)}
+    specs.append(
+        TopicSpec(settings.topic(NOTICES_TOPIC), 1, notices_config | replication, replicas)
+    )
     return specs
 
 

@@ -1,4 +1,9 @@
-"""Start the class-mode cycle: unpause the four DAGs and trigger the first ingest run."""
+"""Start the pipeline's DAGs for the chosen mode.
+
+Class mode: the five class DAGs unpaused, the first ingest run triggered; the live DAG paused.
+Live mode: ingest paused (the live producers replay instead), the live DAG and the DAGs that
+follow the warehouse unpaused.
+"""
 
 from __future__ import annotations
 
@@ -6,14 +11,18 @@ from flightpipe.orchestration.airflow_api import DAG_IDS, AirflowApi
 from flightpipe.settings import Settings
 
 INGEST = "flightpipe_ingest"
+LIVE = "flightpipe_live"
 
 
 def start_cycle(settings: Settings, timeout: float = 180) -> str | None:
-    """Unpause every flightpipe DAG; trigger ingest once if it never ran. Returns the run id."""
+    """Pause and unpause the DAGs for ``settings.mode``; in class mode trigger ingest once if
+    it never ran. Returns the run id it triggered."""
     api = AirflowApi(settings, identity="admin")
-    api.wait_for_dags(DAG_IDS, timeout=timeout)
+    api.wait_for_dags((*DAG_IDS, LIVE), timeout=timeout)
+    live = settings.mode == "live"
     for dag_id in DAG_IDS:
-        api.set_paused(dag_id, False)
-    if api.runs(INGEST, limit=1):
+        api.set_paused(dag_id, live and dag_id == INGEST)
+    api.set_paused(LIVE, not live)
+    if live or api.runs(INGEST, limit=1):
         return None
     return api.trigger(INGEST)

@@ -10,7 +10,9 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from urllib.parse import quote
 
+from flightpipe.live.notices import NOTICES_CONN_ID
 from flightpipe.settings import Settings
 from flightpipe.stack.errors import StackError
 from flightpipe.stack.secrets import write_private
@@ -87,7 +89,24 @@ def environment(settings: Settings, secrets: dict[str, str]) -> dict[str, str]:
         "FLIGHTPIPE_HOME": str(settings.home),
         "FLIGHTPIPE_RUN_DIR": str(settings.run_dir),
         "NO_PROXY": "*",
+        f"AIRFLOW_CONN_{NOTICES_CONN_ID.upper()}": notices_connection(settings),
     }
+
+
+def notices_connection(settings: Settings) -> str:
+    """The Kafka connection of the live DAG's AssetWatcher, from the one Kafka client
+    configuration."""
+    from flightpipe.ingest.kafka_clients import base_config
+
+    extra = {
+        **base_config(settings),
+        "group.id": f"{settings.consumer_group}-live-watcher",
+        # A watcher that starts late has nothing to catch up: a load takes every file.
+        "auto.offset.reset": "latest",
+        "enable.auto.commit": False,
+    }
+    # The URI form: supervisor's environment lines cannot carry JSON's double quotes.
+    return "kafka://?__extra__=" + quote(json.dumps(extra), safe="")
 
 
 def write_passwords_file(settings: Settings) -> None:

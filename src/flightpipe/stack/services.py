@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from flightpipe.ingest import ROLES
 from flightpipe.settings import Settings
 from flightpipe.stack import kafka, postgres, s3proxy
 from flightpipe.stack.airflow_env import venv_bin
 from flightpipe.stack.supervisor import Program
 
+LIVE_PRODUCER = "live-producer-"
+LIVE_CONSUMER = "live-consumer-"
+LIVE_PROGRAMS = (LIVE_PRODUCER, LIVE_CONSUMER)
 AIRFLOW_COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
 # Airflow's log server binds every interface (its host is not configurable). With the
 # LocalExecutor the api-server reads task and trigger logs from the local log folder, so
@@ -99,7 +103,29 @@ def programs(settings: Settings, airflow_env: dict[str, str]) -> list[Program]:
             )
     # The dashboard reads whichever warehouse and Kafka the settings name, local or not.
     progs.append(Program("dashboard", [str(venv_bin() / "flightpipe"), "dashboard"], env=common))
+    if settings.mode == "live":
+        progs += live_programs(settings, common)
     return progs
+
+
+def live_programs(settings: Settings, env: dict[str, str]) -> list[Program]:
+    """Live mode's always-on processes: a producer per role, the landing members."""
+    flightpipe = str(venv_bin() / "flightpipe")
+    producers = [
+        Program(f"{LIVE_PRODUCER}{role}", [flightpipe, "live", "produce", "--role", role], env=env)
+        for role in ROLES
+    ]
+    members = [
+        # Long enough to land and commit what a member holds when it is told to stop.
+        Program(
+            f"{LIVE_CONSUMER}{i}",
+            [flightpipe, "live", "consume", "--member", str(i)],
+            env=env,
+            stopwaitsecs=60,
+        )
+        for i in range(settings.consumers)
+    ]
+    return producers + members
 
 
 def ports(settings: Settings) -> dict[str, list[tuple[int, str]]]:

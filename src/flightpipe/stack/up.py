@@ -134,7 +134,8 @@ def up(log: Log = print) -> UpResult:
     # After the migrations: the dashboard reads their tables and views.
     supervisor.start(settings, "dashboard")
     _wait(settings, "dashboard", "dashboard", log)
-    if settings.local_airflow and settings.autostart:
+    _switch_mode(settings, names, log)
+    if settings.local_airflow and (settings.autostart or settings.mode == "live"):
         from flightpipe.orchestration.cycle import start_cycle
 
         log("Unpausing the DAGs (waiting for the DAG processor to parse them) ...")
@@ -145,6 +146,22 @@ def up(log: Log = print) -> UpResult:
     after = supervisor.statuses(settings)
     started = [n for n in names if before.get(n) != "RUNNING" and after.get(n) == "RUNNING"]
     return UpResult(settings, started, time.monotonic() - t0)
+
+
+def _switch_mode(settings: Settings, names: list[str], log: Log) -> None:
+    """Hand the replay cursor to the mode asked for. The live processes are in the
+    supervisor config only in live mode, so in class mode they were stopped already."""
+    from flightpipe.live import clock
+
+    if settings.mode == "class":
+        clock.stop_live(settings)
+        return
+    now = clock.start_live(settings)
+    supervisor.start(settings, *[n for n in names if n.startswith(services.LIVE_PROGRAMS)])
+    log(
+        f"  live mode: replay clock at {now.now():%Y-%m-%d %H:%M} UTC, {now.speed:g}x "
+        f"(one day of 2013 every {86400 / now.speed / 60:.1f} min)"
+    )
 
 
 def down(log: Log = print) -> None:

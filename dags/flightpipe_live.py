@@ -1,0 +1,73 @@
+"""
+### flightpipe_live — live mode: every landed file, loaded within seconds
+
+Runs only in live mode (`make live`; `make up` pauses it again). The live producers replay
+2013 on the replay clock, the always-on landing consumers commit each durable file and
+announce it on the `landing.notices` topic. An **AssetWatcher** on that topic (Airflow's
+event-driven scheduling, Kafka message-queue trigger in the triggerer) turns each notice into
+an event of the `flightpipe_landing_notices` Asset, and each event starts this DAG.
+
+One run at a time: notices that arrive during a run queue up as the next one, and a run takes
+every landed file not loaded yet, so they are coalesced.
+
+1. **load_landed**: Dask over the new landing files, one transaction into the warehouse, the
+   data checks on that batch; then the `flightpipe_warehouse` Asset is updated, and the
+   reports and ML DAGs follow at their own pace (one run each at a time).
+2. **record_timings** (teardown) stores task durations in `meta.task_runs`.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from airflow.providers.common.messaging.triggers.msg_queue import MessageQueueTrigger
+from airflow.sdk import Asset, AssetWatcher, dag, task
+
+from flightpipe.live import notices
+from flightpipe.settings import get_settings
+from flightpipe_common import DEFAULT_ARGS, START_DATE, TAGS, WAREHOUSE, record_timings
+
+NOTICES = Asset(
+    name="flightpipe_landing_notices",
+    uri="flightpipe://landing-notices",
+    watchers=[
+        AssetWatcher(
+            name="landing_notices",
+            trigger=MessageQueueTrigger(
+                scheme="kafka",
+                topics=[notices.topic(get_settings())],
+                apply_function="flightpipe.live.notices.accept",
+                kafka_config_id=notices.NOTICES_CONN_ID,
+                poll_timeout=1,
+                poll_interval=1,
+            ),
+        )
+    ],
+)
+
+
+@dag(
+    dag_id="flightpipe_live",
+    schedule=[NOTICES],
+    start_date=START_DATE,
+    catchup=False,
+    max_active_runs=1,
+    default_args={**DEFAULT_ARGS, "retry_delay": timedelta(seconds=5)},
+    tags=[*TAGS, "live"],
+    doc_md=__doc__,
+)
+def flightpipe_live() -> None:
+    @task(
+        outlets=[WAREHOUSE],
+        doc_md="New landing files through Dask into the warehouse, checked; one transaction.",
+    )
+    def load_landed() -> dict[str, Any]:
+        from flightpipe import pipeline
+
+        return pipeline.load_landed()
+
+    load_landed() >> record_timings()
+
+
+flightpipe_live()
