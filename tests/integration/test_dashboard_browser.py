@@ -14,6 +14,7 @@ import socket
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -21,13 +22,36 @@ from typing import Any
 import pandas as pd
 import pytest
 
+from flightpipe import pipeline
 from flightpipe.ingest.consume import consume_group
 from flightpipe.ingest.produce import produce_all
+from flightpipe.ingest.topics import ensure_topics
+from flightpipe.live import clock
 from flightpipe.settings import Settings
 from flightpipe.source import ReplaySlice
 from flightpipe.stack.health import probe_dashboard
 from flightpipe.waiting import wait_until
+from flightpipe.warehouse.db import connect
 from flightpipe.warehouse.load import load
+
+try:
+    from .live_support import (
+        SPEED,
+        NoticeReader,
+        caught_up,
+        consumers,
+        producers,
+        set_cursor,
+    )
+except ImportError:
+    from live_support import (  # type: ignore[no-redef]
+        SPEED,
+        NoticeReader,
+        caught_up,
+        consumers,
+        producers,
+        set_cursor,
+    )
 
 CHROMIUM = Path("/usr/bin/chromium")
 
@@ -66,11 +90,12 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-@pytest.fixture(scope="module")
-def dashboard(isolated: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """`flightpipe dashboard` on a free port, reading the private pipeline; its base URL."""
+@contextmanager
+def serve_dashboard(log_dir: Path) -> Iterator[str]:
+    """`flightpipe dashboard` on a free port, reading the private pipeline of os.environ;
+    its base URL."""
     port = free_port()
-    log = tmp_path_factory.mktemp("dashboard") / "dashboard.log"
+    log = log_dir / "dashboard.log"
     env = {**os.environ, "FLIGHTPIPE_DASHBOARD_REFRESH": REFRESH}
     with log.open("w") as out:
         proc = subprocess.Popen(
@@ -98,18 +123,30 @@ def dashboard(isolated: Settings, tmp_path_factory: pytest.TempPathFactory) -> I
         proc.wait(timeout=30)
 
 
-@pytest.fixture
-def page(dashboard: str) -> Iterator[Any]:
+@contextmanager
+def browser_page(url: str) -> Iterator[Any]:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True)
         try:
             tab = browser.new_page(viewport={"width": 1400, "height": 1800})
-            tab.goto(dashboard, wait_until="load")
+            tab.goto(url, wait_until="load")
             yield tab
         finally:
             browser.close()
+
+
+@pytest.fixture(scope="module")
+def dashboard(isolated: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with serve_dashboard(tmp_path_factory.mktemp("dashboard")) as url:
+        yield url
+
+
+@pytest.fixture
+def page(dashboard: str) -> Iterator[Any]:
+    with browser_page(dashboard) as tab:
+        yield tab
 
 
 def cell(page: Any, table: str, key: str, column: str) -> Any:
@@ -195,3 +232,44 @@ def test_page_shows_the_loaded_day_and_follows_new_data(
     expect(batches).to_have_count(2)
     page.screenshot(path=str(tmp_path / "day2.png"), full_page=True)
     print(f"screenshots in {tmp_path}")
+
+
+def test_live_mode_moves_the_page(fresh: Settings, tmp_path: Path) -> None:
+    """Live mode on a private pipeline of its own: the replay clock and the loaded count
+    advance on the page by themselves, and freshness is recorded."""
+    from playwright.sync_api import expect
+
+    ensure_topics(fresh)
+    pipeline.migrate(fresh)
+    set_cursor(fresh, date(2013, 8, 5))
+    clock.start_live(fresh, speed=SPEED)
+    reader = NoticeReader(fresh)
+    logs = tmp_path / "logs"
+    try:
+        with serve_dashboard(tmp_path) as url, browser_page(url) as page:
+            expect(figure(page, "live-clock")).not_to_have_text("–", timeout=WAIT_MS)
+            first_clock = figure(page, "live-clock").inner_text()
+            assert first_clock.startswith("2013-08-0")
+            with consumers(logs), producers(logs, 2) as procs:
+                reader.load_while(
+                    lambda: any(p.poll() is None for p in procs) or not caught_up(fresh), 180
+                )
+
+                def loaded() -> int:
+                    return int(figure(page, "recent-flights").inner_text().replace(",", ""))
+
+                wait_until(lambda: loaded() > 0, what="loaded flights on the page", timeout=90)
+                expect(figure(page, "live-clock")).not_to_have_text(first_clock)
+                wait_until(
+                    lambda: figure(page, "live-clock").inner_text() > first_clock,
+                    what="the replay clock to advance",
+                    timeout=30,
+                )
+                p95 = figure(page, "freshness-p95").inner_text()
+                assert p95.endswith(" s") and float(p95.removesuffix(" s")) >= 0
+            page.screenshot(path=str(tmp_path / "live.png"), full_page=True)
+    finally:
+        reader.close()
+    with connect(fresh, "reader") as conn:
+        recorded = conn.execute("SELECT count(p95_s) FROM meta.freshness").fetchone()
+    assert recorded is not None and recorded[0] > 0
