@@ -234,13 +234,18 @@ def _wrap(text: str, width: int) -> str:
 # --- diagram 2: the DAGs ------------------------------------------------------------------
 def pipeline_order(dags: Sequence[DagFacts]) -> list[DagFacts]:
     """DAGs in the order data flows through them: by depth in the Asset chain, then id."""
-    producer = {a: d.dag_id for d in dags for t in d.tasks for a in t.outlets}
+    # An Asset may have several producers (the warehouse: the class load and the live DAG).
+    producers: dict[str, set[str]] = {}
+    for d in dags:
+        for t in d.tasks:
+            for a in t.outlets:
+                producers.setdefault(a, set()).add(d.dag_id)
     by_id = {d.dag_id: d for d in dags}
     depth: dict[str, int] = {}
 
     def depth_of(dag_id: str, seen: frozenset[str] = frozenset()) -> int:
         if dag_id not in depth:
-            ups = [producer[a] for a in by_id[dag_id].schedule_assets if a in producer]
+            ups = [u for a in by_id[dag_id].schedule_assets for u in producers.get(a, ())]
             ups = [u for u in ups if u not in seen]
             depth[dag_id] = 1 + max((depth_of(u, seen | {dag_id}) for u in ups), default=-1)
         return depth[dag_id]
@@ -293,7 +298,7 @@ def _dag_cluster(dot: graphviz.Digraph, dag: DagFacts) -> str:
 
 
 def dags_dot(dags: Sequence[DagFacts]) -> str:
-    """The four DAGs as clusters, each headed by what triggers it (timer or Asset).
+    """The DAGs as clusters, each headed by what triggers it (timer or Asset).
 
     The trigger sits inside its DAG's cluster and the edge from the task that updates an
     Asset to the DAGs it triggers does not constrain the layout: the clusters stay side by
