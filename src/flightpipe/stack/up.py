@@ -156,6 +156,9 @@ def _switch_mode(settings: Settings, names: list[str], log: Log) -> None:
     if settings.mode == "class":
         clock.stop_live(settings)
         return
+    from flightpipe.warehouse.migrate import migrate
+
+    migrate(settings)  # an external warehouse too: the clock lives there
     now = clock.start_live(settings)
     supervisor.start(settings, *[n for n in names if n.startswith(services.LIVE_PROGRAMS)])
     log(

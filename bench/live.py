@@ -1,0 +1,91 @@
+"""Live mode's freshness and lag, measured on the running deployment (`make live`).
+
+    uv run python -m bench.live [--minutes 10]
+
+Watches for ``--minutes``: every 10 s it samples the landing group's total lag (Kafka), and at
+the end it reads ``meta.freshness`` for the flights of the batches committed in the window
+(producer send time to queryable in ``mart``). Reports p50 / p95 of those batches, the lag at
+the start and end of the window, and the load average. Results: ``bench/out/live.json``.
+Targets (2 cores, default speed): p95 ≤ 10 s; at 10× the default speed the lag does not grow
+over 10 minutes (start it with ``FLIGHTPIPE_REPLAY_SPEED=4800 make live``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+from bench.common import say
+from flightpipe.ingest.lag import lag_by_partition
+from flightpipe.live import clock
+from flightpipe.settings import Settings
+from flightpipe.warehouse.db import connect
+
+OUT = Path(__file__).resolve().parent / "out" / "live.json"
+SAMPLE_EVERY = 10.0
+
+FRESHNESS_SQL = """
+SELECT f.p50_s, f.p95_s, f.rows
+FROM meta.freshness AS f
+JOIN meta.load_batches AS b USING (batch_id)
+WHERE f.topic = 'flights' AND b.finished_at >= %(since)s
+ORDER BY b.batch_id
+"""
+
+
+def total_lag(settings: Settings) -> int:
+    return sum(p.lag for p in lag_by_partition(settings))
+
+
+def watch(settings: Settings, minutes: float) -> dict[str, Any]:
+    now = clock.read(settings)
+    if now is None or now.mode != "live":
+        raise SystemExit("error: live mode is off; start it with `make live`")
+    with connect(settings, "reader") as conn:
+        since = conn.execute("SELECT now()").fetchone()[0]  # type: ignore[index]
+    load_before = os.getloadavg()[0]
+    lags = []
+    deadline = time.monotonic() + minutes * 60
+    while time.monotonic() < deadline:
+        lags.append(total_lag(settings))
+        say(f"lag {lags[-1]:,} records; {(deadline - time.monotonic()) / 60:.1f} min left")
+        time.sleep(min(SAMPLE_EVERY, max(0.0, deadline - time.monotonic())))
+    lags.append(total_lag(settings))
+    with connect(settings, "reader") as conn:
+        rows = conn.execute(FRESHNESS_SQL, {"since": since}).fetchall()
+    p50s = [float(r[0]) for r in rows if r[0] is not None]
+    p95s = [float(r[1]) for r in rows if r[1] is not None]
+    return {
+        "minutes": minutes,
+        "speed": now.speed,
+        "batches": len(rows),
+        "flights": sum(int(r[2]) for r in rows),
+        "p50_s_median": statistics.median(p50s) if p50s else None,
+        "p95_s_median": statistics.median(p95s) if p95s else None,
+        "p95_s_max": max(p95s) if p95s else None,
+        "lag_first": lags[0],
+        "lag_last": lags[-1],
+        "lag_max": max(lags),
+        "load_before": round(load_before, 2),
+        "load_after": round(os.getloadavg()[0], 2),
+        "noisy": load_before > (os.cpu_count() or 1),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--minutes", type=float, default=10.0, help="watch this long (10)")
+    args = parser.parse_args()
+    result = watch(Settings(), args.minutes)
+    OUT.parent.mkdir(parents=True, exist_ok=True)
+    OUT.write_text(json.dumps(result, indent=2) + "\n")
+    say(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
