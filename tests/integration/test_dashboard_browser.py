@@ -22,6 +22,16 @@ from typing import Any
 import pandas as pd
 import pytest
 
+# tests/integration is on sys.path (pytest's rootdir-relative import of this folder).
+from live_support import (
+    SPEED,
+    NoticeReader,
+    caught_up,
+    consumers,
+    producers,
+    set_cursor,
+)
+
 from flightpipe import pipeline
 from flightpipe.ingest.consume import consume_group
 from flightpipe.ingest.produce import produce_all
@@ -33,25 +43,6 @@ from flightpipe.stack.health import probe_dashboard
 from flightpipe.waiting import wait_until
 from flightpipe.warehouse.db import connect
 from flightpipe.warehouse.load import load
-
-try:
-    from .live_support import (
-        SPEED,
-        NoticeReader,
-        caught_up,
-        consumers,
-        producers,
-        set_cursor,
-    )
-except ImportError:
-    from live_support import (  # type: ignore[no-redef]
-        SPEED,
-        NoticeReader,
-        caught_up,
-        consumers,
-        producers,
-        set_cursor,
-    )
 
 CHROMIUM = Path("/usr/bin/chromium")
 

@@ -19,6 +19,17 @@ from typing import Any
 import pandas as pd
 import pytest
 
+# tests/integration is on sys.path (pytest's rootdir-relative import of this folder).
+from live_support import (
+    MEMBERS,
+    SPEED,
+    NoticeReader,
+    caught_up,
+    consumers,
+    producers,
+    set_cursor,
+)
+
 from flightpipe import pipeline
 from flightpipe.ingest import kafka_clients
 from flightpipe.ingest.topics import end_offsets, ensure_topics
@@ -29,27 +40,6 @@ from flightpipe.settings import Settings
 from flightpipe.source import ReplaySlice
 from flightpipe.waiting import wait_until
 from flightpipe.warehouse.db import connect
-
-try:
-    from .live_support import (
-        MEMBERS,
-        SPEED,
-        NoticeReader,
-        caught_up,
-        consumers,
-        producers,
-        set_cursor,
-    )
-except ImportError:
-    from live_support import (  # type: ignore[no-redef]
-        MEMBERS,
-        SPEED,
-        NoticeReader,
-        caught_up,
-        consumers,
-        producers,
-        set_cursor,
-    )
 
 pytestmark = [pytest.mark.services, pytest.mark.timeout(600)]
 
