@@ -13,7 +13,10 @@ every landed file not loaded yet, so they are coalesced.
 1. **load_landed**: Dask over the new landing files, one transaction into the warehouse, the
    data checks on that batch; then the `flightpipe_warehouse` Asset is updated, and the
    reports and ML DAGs follow at their own pace (one run each at a time).
-2. **record_timings** (teardown) stores task durations in `meta.task_runs`.
+
+No `record_timings` teardown here: it would hold the one run slot for several seconds after
+every load, and the next notice's load would wait for it (task durations of this DAG are in
+the Airflow UI).
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from airflow.sdk import Asset, AssetWatcher, dag, task
 
 from flightpipe.live import notices
 from flightpipe.settings import get_settings
-from flightpipe_common import DEFAULT_ARGS, START_DATE, TAGS, WAREHOUSE, record_timings
+from flightpipe_common import DEFAULT_ARGS, START_DATE, TAGS, WAREHOUSE
 
 NOTICES = Asset(
     name="flightpipe_landing_notices",
@@ -67,7 +70,7 @@ def flightpipe_live() -> None:
 
         return pipeline.load_landed()
 
-    load_landed() >> record_timings()
+    load_landed()
 
 
 flightpipe_live()

@@ -43,10 +43,8 @@ EXPECTED = {
         "predict": {"train"},
         "record_timings": {"predict"},
     },
-    "flightpipe_live": {
-        "load_landed": set(),
-        "record_timings": {"load_landed"},
-    },
+    # No timings teardown: it would hold the one run slot after every load.
+    "flightpipe_live": {"load_landed": set()},
 }
 
 
@@ -76,8 +74,8 @@ def test_tasks_and_dependencies(dagbag, dag_id: str) -> None:  # type: ignore[no
         assert t.execution_timeout is not None
         if t.task_id != "record_timings":
             assert t.doc_md, f"{dag_id}.{t.task_id} has no doc_md"
-    teardown = dag.get_task("record_timings")
-    assert teardown.is_teardown
+    if dag_id != "flightpipe_live":
+        assert dag.get_task("record_timings").is_teardown
 
 
 def test_assets_chain_the_dags(dagbag) -> None:  # type: ignore[no-untyped-def]
