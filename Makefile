@@ -9,10 +9,10 @@ VENV := .venv
 FP := $(VENV)/bin/flightpipe
 PYTEST_ARGS ?=
 
-.PHONY: help up live down status clean psql password test lint unit chaos bench docs video demo
+.PHONY: help up live down status clean psql password test lint unit chaos cluster-test bench docs video demo
 
 help: ## Show the targets
-	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
 $(UV):
 	@echo "Installing uv (Python package manager) from PyPI ..."
@@ -57,6 +57,9 @@ unit: $(VENV)/.synced ## Tests that need no services, Airflow or secrets (< 1 mi
 
 chaos: $(VENV)/.synced ## Fault tests: kill a broker, the postmaster, a Dask worker, ... mid-run
 	$(VENV)/bin/pytest tests/faults -m "faults or cluster" -p no:cacheprovider $(PYTEST_ARGS)
+
+cluster-test: $(VENV)/.synced ## A whole year through Airflow across 10 simulated hosts (network namespaces; root)
+	$(VENV)/bin/pytest tests/multihost -m multihost -p no:cacheprovider $(PYTEST_ARGS)
 
 test: lint ## Lint, type-check and run all tests (starts the stack when it is not running)
 	$(VENV)/bin/pytest $(PYTEST_ARGS)

@@ -117,6 +117,11 @@ class Settings(BaseSettings):
         description="Local Kafka brokers, 1 or 3; new topics get this replication factor "
         "(3: min.insync.replicas 2).",
     )
+    kafka_hosts: str = Field(
+        default="",
+        description="Listen address of each local broker, node 1 first, comma-separated "
+        "(one host per broker). Empty: 127.0.0.1 for all.",
+    )
     kafka_port: int = Field(
         default=9092, description="Local Kafka broker port (broker n: + 10 x (n - 1))."
     )
@@ -148,7 +153,11 @@ class Settings(BaseSettings):
     )
 
     # --- PostgreSQL --------------------------------------------------------------------
-    pg_host: str = Field(default="127.0.0.1", description="Local PostgreSQL listen address.")
+    pg_host: str = Field(
+        default="127.0.0.1",
+        description="Local PostgreSQL listen address, and the host the local roles' URLs "
+        "name. Not loopback: clients of the server's own subnets may log in (password).",
+    )
     pg_port: int = Field(default=54320, description="Local PostgreSQL port.")
     warehouse_db: str = Field(default="warehouse", description="Warehouse database name.")
     warehouse_user: str = Field(
@@ -255,6 +264,16 @@ class Settings(BaseSettings):
             raise ValueError(f"{value} brokers is not supported; use 1 or 3")
         return value
 
+    @model_validator(mode="after")
+    def _one_host_per_broker(self) -> Settings:
+        hosts = self.kafka_broker_hosts
+        if len(hosts) != self.kafka_brokers or not all(hosts):
+            raise ValueError(
+                f"kafka_hosts {self.kafka_hosts!r} names {len(hosts)} address(es) for "
+                f"{self.kafka_brokers} broker(s)"
+            )
+        return self
+
     @field_validator("storage_url")
     @classmethod
     def _storage_url(cls, value: str) -> str:
@@ -277,7 +296,8 @@ class Settings(BaseSettings):
         if not self.kafka_bootstrap:
             # Not via setattr: that would mark the field as explicitly set.
             self.__dict__["kafka_bootstrap"] = ",".join(
-                f"127.0.0.1:{port}" for port in self.kafka_broker_ports
+                f"{host}:{port}"
+                for host, port in zip(self.kafka_broker_hosts, self.kafka_broker_ports, strict=True)
             )
             self._local_kafka = True
         return self
@@ -285,6 +305,13 @@ class Settings(BaseSettings):
     @property
     def local_kafka(self) -> bool:
         return self._local_kafka
+
+    @property
+    def kafka_broker_hosts(self) -> list[str]:
+        """Listen address of each local broker (and its controller), node id 1 first."""
+        if not self.kafka_hosts.strip():
+            return ["127.0.0.1"] * self.kafka_brokers
+        return [host.strip() for host in self.kafka_hosts.split(",")]
 
     @property
     def kafka_broker_ports(self) -> list[int]:

@@ -15,26 +15,25 @@ import signal
 import time
 from typing import Any
 
-import pandas as pd
 import psutil
 import pytest
 
-from flightpipe.contract import TOPICS
 from flightpipe.ingest import procs
 from flightpipe.ingest.consume import consume_group, member_args, snapshot
 from flightpipe.ingest.produce import produce_all
-from flightpipe.ingest.topics import IngestError, committed_offsets, dlq_topic, watermarks
+from flightpipe.ingest.topics import IngestError, committed_offsets, watermarks
 from flightpipe.settings import Settings
 from flightpipe.stack import kafka, supervisor
 from flightpipe.waiting import retry_transient, wait_until
 from flightpipe.warehouse.db import connect
 from flightpipe.warehouse.load import load_pending, transform
-from flightpipe.zones.landing import list_landed_files, read_landed
 
 try:  # the tests folders may or may not be packages
+    from ..year_figures import assert_exact, assert_offsets_accounted
     from .conftest import Background, kill, program_pid, wait_until_healthy
 except ImportError:
     from conftest import Background, kill, program_pid, wait_until_healthy
+    from year_figures import assert_exact, assert_offsets_accounted
 
 pytestmark = [pytest.mark.services, pytest.mark.faults, pytest.mark.timeout(900)]
 
@@ -63,43 +62,6 @@ def flights_sent(settings: Settings) -> int:
         return flights_end(settings)
     except IngestError:
         return 0
-
-
-# --- what must hold afterwards ----------------------------------------------------------------
-def assert_exact(settings: Settings, nyc: Any) -> None:
-    flights: pd.DataFrame = nyc.flights
-    with connect(settings, "reader") as conn:
-        rows = conn.execute(
-            "SELECT a.carrier_code, count(*), round(avg(f.arr_delay_min), 3)::float8"
-            " FROM dw.fact_flight f JOIN dw.dim_airline a USING (airline_key) GROUP BY 1"
-        ).fetchall()
-        weather = conn.execute("SELECT count(*) FROM dw.fact_weather_hourly").fetchone()
-        stuck = conn.execute(
-            "SELECT count(*) FROM meta.load_batches WHERE status = 'running'"
-        ).fetchone()
-    per_carrier = flights.groupby("carrier")["arr_delay"].agg(["size", "mean"])
-    assert {c: n for c, n, _ in rows} == per_carrier["size"].to_dict()
-    assert {c: m for c, _, m in rows} == pytest.approx(
-        per_carrier["mean"].round(3).to_dict(), abs=1e-9
-    )
-    assert sum(n for _, n, _ in rows) == len(flights)
-    assert weather == (len(nyc.weather),)
-    assert stuck == (0,), "a load batch was left running"
-    assert_offsets_accounted(settings)
-
-
-def assert_offsets_accounted(settings: Settings) -> None:
-    """Committed = end everywhere, and the flights log = landed rows + dead letters."""
-    for topic in TOPICS:
-        marks = watermarks(settings, topic)
-        committed = committed_offsets(settings, topic)
-        assert all(committed[p] == high for p, (low, high) in marks.items() if high > low), topic
-    log = sum(high - low for low, high in watermarks(settings, "flights").values())
-    landed = sum(f.rows for f in list_landed_files(settings, "flights"))
-    dead = sum(high - low for low, high in watermarks(settings, dlq_topic("flights")).values())
-    assert landed + dead == log
-    keys = read_landed(list_landed_files(settings, "flights")).column("_key")
-    assert len(set(keys.to_pylist())) == len(keys), "an offset was landed twice"
 
 
 # --- the faults ---------------------------------------------------------------------------------

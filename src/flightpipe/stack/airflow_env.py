@@ -51,7 +51,10 @@ def auth_manager_users(settings: Settings) -> str:
     return ",".join(f"{user}:{role}" for user, role, _ in api_logins(settings))
 
 
-def environment(settings: Settings, secrets: dict[str, str]) -> dict[str, str]:
+def environment(
+    settings: Settings, secrets: dict[str, str], host: str = "127.0.0.1"
+) -> dict[str, str]:
+    """Airflow's configuration; its API server listens on ``host`` (default: loopback)."""
     home = airflow_home(settings)
     base = settings.airflow_base_url
     return {
@@ -68,7 +71,7 @@ def environment(settings: Settings, secrets: dict[str, str]) -> dict[str, str]:
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(home / "passwords.json"),
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": settings.airflow_dsn,
         "AIRFLOW__DATABASE__SQL_ALCHEMY_POOL_SIZE": "3",
-        "AIRFLOW__API__HOST": "127.0.0.1",
+        "AIRFLOW__API__HOST": host,
         "AIRFLOW__API__PORT": str(settings.airflow_port),
         "AIRFLOW__API__WORKERS": "1",
         "AIRFLOW__API__BASE_URL": base,
@@ -83,7 +86,7 @@ def environment(settings: Settings, secrets: dict[str, str]) -> dict[str, str]:
         "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "0.5",
         "AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT": "300",
         # Off by default; should it be switched on, it must not listen beyond loopback.
-        "AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_HOST": "127.0.0.1",
+        "AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_HOST": host,
         "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
         "AIRFLOW__METRICS__STATSD_ON": "False",
         "FLIGHTPIPE_HOME": str(settings.home),

@@ -1,8 +1,9 @@
 """Local Kafka 4 in KRaft mode, run from jars resolved out of Maven Central.
 
 One combined broker+controller node by default; with ``FLIGHTPIPE_KAFKA_BROKERS=3`` three
-of them on loopback (node n on ``kafka_port + 10 (n - 1)``, its controller likewise), each
-with its own folder ``<run_dir>/kafka/broker-<n>/``, forming one controller quorum.
+of them (node n on ``kafka_port + 10 (n - 1)``, its controller likewise), each with its own
+folder ``<run_dir>/kafka/broker-<n>/``, forming one controller quorum. They listen on
+loopback unless ``FLIGHTPIPE_KAFKA_HOSTS`` gives each node an address of its own host.
 """
 
 from __future__ import annotations
@@ -88,17 +89,16 @@ def program_names(settings: Settings) -> list[str]:
 
 
 def broker_address(settings: Settings, node: int) -> str:
-    return f"127.0.0.1:{settings.kafka_broker_ports[node - 1]}"
+    return f"{settings.kafka_broker_hosts[node - 1]}:{settings.kafka_broker_ports[node - 1]}"
 
 
 def _controller_address(settings: Settings, node: int) -> str:
-    return f"127.0.0.1:{settings.kafka_controller_ports[node - 1]}"
+    return f"{settings.kafka_broker_hosts[node - 1]}:{settings.kafka_controller_ports[node - 1]}"
 
 
 def server_properties(settings: Settings, node: int = 1) -> dict[str, str]:
     """The broker+controller config of one local node (node ids start at 1)."""
-    port = settings.kafka_broker_ports[node - 1]
-    cport = settings.kafka_controller_ports[node - 1]
+    broker, controller = broker_address(settings, node), _controller_address(settings, node)
     quorum = ",".join(_controller_address(settings, n) for n in node_ids(settings))
     replicas = str(settings.replication_factor)
     min_isr = str(settings.min_insync_replicas)
@@ -106,8 +106,8 @@ def server_properties(settings: Settings, node: int = 1) -> dict[str, str]:
         "process.roles": "broker,controller",
         "node.id": str(node),
         "controller.quorum.bootstrap.servers": quorum,
-        "listeners": f"PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{cport}",
-        "advertised.listeners": f"PLAINTEXT://127.0.0.1:{port}",
+        "listeners": f"PLAINTEXT://{broker},CONTROLLER://{controller}",
+        "advertised.listeners": f"PLAINTEXT://{broker}",
         "controller.listener.names": "CONTROLLER",
         "inter.broker.listener.name": "PLAINTEXT",
         "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",

@@ -88,7 +88,8 @@ def socket_dir(settings: Settings) -> Path:
     return cluster_dir(settings) / "socket"
 
 
-def _as_server_user(cmd: list[str]) -> list[str]:
+def as_server_user(cmd: list[str]) -> list[str]:
+    """``cmd`` run as the server user (as root: through runuser)."""
     user = server_user()
     return ["runuser", "-u", user, "--", *cmd] if user else cmd
 
@@ -110,7 +111,7 @@ def init_cluster(settings: Settings, superuser_password: str) -> bool:
     write_private(pwfile, superuser_password + "\n", owner=user)
     try:
         result = subprocess.run(
-            _as_server_user(
+            as_server_user(
                 [
                     str(PG_BIN / "initdb"),
                     "-D",
@@ -131,11 +132,27 @@ def init_cluster(settings: Settings, superuser_password: str) -> bool:
         pwfile.unlink(missing_ok=True)
     if result.returncode != 0:
         raise StackError(f"initdb failed:\n{result.stderr.strip()}")
-    # Settings that matter for a small analytical box; loopback only.
+    configure_server(settings, pgdata, sock)
+    return True
+
+
+def _loopback(host: str) -> bool:
+    return host in ("localhost", "::1") or host.startswith("127.")
+
+
+def configure_server(settings: Settings, pgdata: Path, sock: Path) -> None:
+    """Server settings that matter for a small analytical box, on ``pg_host`` only.
+
+    initdb lets password logins in from loopback alone; a server on a network address also
+    takes them from the subnets it is attached to (``samenet``), never from beyond.
+    """
+    if not _loopback(settings.pg_host):
+        with (pgdata / "pg_hba.conf").open("a") as hba:
+            hba.write("host all all samenet scram-sha-256\n")
     conf = pgdata / "postgresql.auto.conf"
     with conf.open("a") as fh:
         fh.write(
-            "listen_addresses = '127.0.0.1'\n"
+            f"listen_addresses = '{settings.pg_host}'\n"
             f"port = {settings.pg_port}\n"
             f"unix_socket_directories = '{sock}'\n"
             "shared_buffers = '256MB'\n"
@@ -145,7 +162,6 @@ def init_cluster(settings: Settings, superuser_password: str) -> bool:
             "max_connections = 100\n"
             "logging_collector = off\n"
         )
-    return True
 
 
 def server_command(settings: Settings) -> list[str]:

@@ -1,4 +1,4 @@
-"""Local S3Proxy: an S3-compatible object store on 127.0.0.1, run from Maven Central jars.
+"""Local S3Proxy: an S3-compatible object store, run from Maven Central jars.
 
 Started by ``flightpipe up`` only when the storage URL is ``s3://`` and no external endpoint
 is set. Objects live in jclouds' filesystem backend under ``<run_dir>/s3proxy/data`` (a
@@ -54,13 +54,16 @@ def install_jars(home: Path) -> None:
     maven.copy_dependencies(POM, libs_dir(home), "S3Proxy")
 
 
-def write_config(folder: Path, port: int, access_key: str, secret_key: str) -> Path:
+def write_config(
+    folder: Path, port: int, access_key: str, secret_key: str, host: str = "127.0.0.1"
+) -> Path:
     """The server's properties (they hold the secret: mode 600) and log config in
-    ``folder``; the objects go to ``folder/data``. Returns the properties file."""
+    ``folder``, listening on ``host:port``; the objects go to ``folder/data``. Returns the
+    properties file."""
     data = folder / "data"
     data.mkdir(parents=True, exist_ok=True)
     props = {
-        "s3proxy.endpoint": f"http://127.0.0.1:{port}",
+        "s3proxy.endpoint": f"http://{host}:{port}",
         "s3proxy.authorization": "aws-v2-or-v4",
         "s3proxy.identity": access_key,
         "s3proxy.credential": secret_key,

@@ -23,6 +23,44 @@ def needs_local_postgres(settings: Settings) -> bool:
     return settings.local_postgres or settings.local_airflow
 
 
+def dask_scheduler_command(settings: Settings, host: str = "127.0.0.1") -> list[str]:
+    """The local scheduler, its dashboard beside it, both on ``host`` only."""
+    return [
+        str(venv_bin() / "dask"),
+        "scheduler",
+        "--host",
+        host,
+        "--port",
+        str(settings.dask_port),
+        "--dashboard-address",
+        f"{host}:{settings.dask_dashboard_port}",
+    ]
+
+
+def dask_worker_command(
+    settings: Settings, number: int, host: str = "127.0.0.1", scheduler: str | None = None
+) -> list[str]:
+    """Local worker ``number`` on ``host``, joining ``scheduler`` (default: the settings')."""
+    return [
+        str(venv_bin() / "dask"),
+        "worker",
+        scheduler or settings.dask_address,
+        "--name",
+        f"worker-{number}",
+        "--host",
+        host,
+        # Each worker's own dashboard would bind every interface otherwise.
+        "--dashboard-address",
+        f"{host}:0",
+        "--nthreads",
+        str(settings.dask_threads),
+        "--memory-limit",
+        settings.dask_memory_limit,
+        "--local-directory",
+        str(settings.run_dir / "dask"),
+    ]
+
+
 def programs(settings: Settings, airflow_env: dict[str, str]) -> list[Program]:
     progs: list[Program] = []
     common = {"FLIGHTPIPE_HOME": str(settings.home), "FLIGHTPIPE_RUN_DIR": str(settings.run_dir)}
@@ -49,48 +87,9 @@ def programs(settings: Settings, airflow_env: dict[str, str]) -> list[Program]:
                 )
             )
     if settings.local_dask:
-        bin_dir = venv_bin()
-        progs.append(
-            Program(
-                "dask-scheduler",
-                [
-                    str(bin_dir / "dask"),
-                    "scheduler",
-                    "--host",
-                    "127.0.0.1",
-                    "--port",
-                    str(settings.dask_port),
-                    "--dashboard-address",
-                    f"127.0.0.1:{settings.dask_dashboard_port}",
-                ],
-                env=common,
-            )
-        )
+        progs.append(Program("dask-scheduler", dask_scheduler_command(settings), env=common))
         for i in range(1, settings.dask_workers + 1):
-            progs.append(
-                Program(
-                    f"dask-worker-{i}",
-                    [
-                        str(bin_dir / "dask"),
-                        "worker",
-                        settings.dask_address,
-                        "--name",
-                        f"worker-{i}",
-                        "--host",
-                        "127.0.0.1",
-                        # Each worker's own dashboard would bind every interface otherwise.
-                        "--dashboard-address",
-                        "127.0.0.1:0",
-                        "--nthreads",
-                        str(settings.dask_threads),
-                        "--memory-limit",
-                        settings.dask_memory_limit,
-                        "--local-directory",
-                        str(settings.run_dir / "dask"),
-                    ],
-                    env=common,
-                )
-            )
+            progs.append(Program(f"dask-worker-{i}", dask_worker_command(settings, i), env=common))
     if settings.local_airflow:
         for component in AIRFLOW_COMPONENTS:
             progs.append(
