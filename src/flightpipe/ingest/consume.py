@@ -183,6 +183,9 @@ class LandingConsumer:
         self._dlq_failed: str | None = None
         # Live mode: a notice per commit, from a producer of its own (not the DLQ's).
         self._notices: Producer | None = None
+        # Files landed whose commit was refused: a later commit of the partition covers them,
+        # and its notice must announce them too.
+        self._unannounced: dict[TP, list[tuple[int, int]]] = defaultdict(list)
         if notify:
             self._notices = kafka_clients.producer(
                 settings, f"{self.member}-notices", **{"acks": "all", "linger.ms": 0}
@@ -349,7 +352,7 @@ class LandingConsumer:
             self._flush([k for k in keys if k in self._buffer])
         except KafkaException as exc:
             log.warning("%s: flush on revoke failed, batch will be re-read: %s", self.member, exc)
-            self._drop(keys)
+        self._drop(keys)
 
     def _on_lost(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
         # Someone else may own them already: committing is not ours to do any more.
@@ -359,26 +362,33 @@ class LandingConsumer:
     def _drop(self, keys: list[TP]) -> None:
         for key in keys:
             self._buffered -= len(self._buffer.pop(key, []))
+            # The next owner reads on from the committed offset and announces what it lands.
+            self._unannounced.pop(key, None)
 
     # --- one batch ---------------------------------------------------------------------------
     def _flush(self, keys: list[TP]) -> None:
         commits: list[TopicPartition] = []
-        ranges: list[tuple[int, int]] = []
+        ranges: list[tuple[TP, int, int]] = []
         owned = self._still_owned([k for k in keys if self._buffer.get(k)])
         for key in keys:
             messages = self._buffer.pop(key, [])
             self._buffered -= len(messages)
             if messages and key in owned:
                 commits.append(self._land(key, messages))
-                ranges.append((_offset(messages[0]), _offset(messages[-1])))
+                ranges.append((key, _offset(messages[0]), _offset(messages[-1])))
         if not commits:
             return
         if self._dlq is not None and self._dlq.flush(30) > 0:
             raise IngestError(f"{self.member}: DLQ messages not delivered; batch not committed")
         if self._dlq_failed:
             raise IngestError(f"{self.member}: DLQ delivery failed: {self._dlq_failed}")
-        if self._commit(commits):
-            self._announce(commits, ranges)
+        if not self._commit(commits):
+            for key, first, last in ranges:
+                self._unannounced[key].append((first, last))
+            return
+        for key in {key for key, _, _ in ranges}:
+            ranges += [(key, first, last) for first, last in self._unannounced.pop(key, [])]
+        self._announce(ranges)
 
     def _still_owned(self, keys: list[TP]) -> set[TP]:
         """The partitions of ``keys`` whose group offset is still where this member left it.
@@ -401,7 +411,7 @@ class LandingConsumer:
                         self.member, tp.topic, tp.partition, tp.offset)  # fmt: skip
         return owned
 
-    def _announce(self, commits: list[TopicPartition], ranges: list[tuple[int, int]]) -> None:
+    def _announce(self, ranges: list[tuple[TP, int, int]]) -> None:
         """Tell whoever loads (live mode) that these files are durable and committed.
 
         Best effort: a notice lost here only delays the load until the next one, because a
@@ -412,8 +422,8 @@ class LandingConsumer:
         from flightpipe.live import notices
 
         files = [
-            notices.LandedRange(self._base[tp.topic], tp.partition, first, last)
-            for tp, (first, last) in zip(commits, ranges, strict=True)
+            notices.LandedRange(self._base[topic], partition, first, last)
+            for (topic, partition), first, last in sorted(ranges)
         ]
         landed = sum(f.last - f.first + 1 for f in files)
         self._notices.produce(

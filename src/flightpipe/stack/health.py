@@ -9,7 +9,7 @@ import httpx
 
 from flightpipe.settings import Settings
 from flightpipe.stack import kafka, postgres
-from flightpipe.waiting import poll
+from flightpipe.waiting import poll, retry_transient
 
 
 @dataclass(frozen=True)
@@ -31,7 +31,15 @@ def probe_dask(address: str, min_workers: int, dashboard: str) -> str:
 
 
 def probe_airflow(base_url: str) -> str:
-    response = httpx.get(f"{base_url}/api/v2/monitor/health", timeout=5)
+    # One api-server worker also serves the running tasks' execution API, so while a cycle
+    # starts its tasks a single request can queue for seconds: a slow answer is retried,
+    # an unhealthy one is not.
+    response = retry_transient(
+        lambda: httpx.get(f"{base_url}/api/v2/monitor/health", timeout=10),
+        on=(httpx.TimeoutException,),
+        attempts=3,
+        timeout=45,
+    )
     response.raise_for_status()
     body = response.json()
     bad = [part for part, info in body.items() if (info or {}).get("status") != "healthy"]
