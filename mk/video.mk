@@ -1,6 +1,6 @@
-# Demo video: a real pipeline run recorded with headless Chromium (Playwright) and ffmpeg.
-# Included from the Makefile; uses its UV, VENV and $(VENV)/.synced. Needs the running stack
-# (`make up`); the recorder is the tooling package in tools/ (flightpipe-tools), and the
+# Demo video: a screen capture of headless Chromium (Playwright) over the stack in live mode,
+# joined by ffmpeg. Included from the Makefile; uses its UV, VENV, FP and $(VENV)/.synced. It
+# starts live mode first (`make up` switches back to class mode); the recorder is the tooling package in tools/ (flightpipe-tools), and the
 # `demo` dependency group adds its browser driver; the browser is the system Chromium
 # (Playwright never downloads one).
 
@@ -16,5 +16,6 @@ video-tools:
 		$(VIDEO_APT) update -qq && DEBIAN_FRONTEND=noninteractive $(VIDEO_APT) install -y -qq \
 			ffmpeg chromium fonts-dejavu-core >/dev/null; }
 
-video: $(VENV)/.synced video-tools ## Record the demo video (docs/demo/flightpipe-demo.mp4)
+video: $(VENV)/.synced video-tools ## Screen-record the demo in live mode (docs/demo/flightpipe-demo.mp4)
+	@FLIGHTPIPE_MODE=live $(FP) up
 	$(UV) run --frozen --group demo flightpipe-tools demo record $(VIDEO_ARGS)

@@ -201,3 +201,38 @@ def test_predictions_against_what_happened(wh: Loaded) -> None:
     assert result.labelled == int(arrived.sum())
     assert result.actually_late == int(late.sum())
     assert result.correct == int((predicted == late)[arrived].sum())
+
+
+def test_landed_flights_sum_the_recent_notices(stack: Settings) -> None:
+    """Flights landed lately: the flights ranges of the notices newer than the window, and
+    nothing from older notices, other topics or messages that are not notices."""
+    import time
+
+    import msgspec
+
+    from flightpipe.ingest import kafka_clients
+    from flightpipe.ingest.topics import ensure_topics
+    from flightpipe.live import notices
+    from flightpipe.live.notices import LandedRange
+
+    with private_kafka(stack) as settings:
+        assert notices.landed_since(settings, time.time() - 600) == 0, "no notice topic yet"
+        ensure_topics(settings)
+        topic = notices.topic(settings)
+        now = time.time()
+        producer = kafka_clients.producer(settings, "test-notices")
+        old = notices.Notice("m1", [LandedRange("flights", 0, 0, 99)], 100, now - 3600)
+        sent = [
+            (msgspec.json.encode(old), now - 3600),
+            (notices.encode("m1", [LandedRange("flights", 0, 100, 149),
+                                   LandedRange("weather", 0, 0, 9)], 60), now),
+            (b"not a notice", now),
+            (notices.encode("m2", [LandedRange("flights", 1, 0, 24)], 25), now),
+        ]  # fmt: skip
+        for value, at in sent:
+            producer.produce(topic, value, timestamp=int(at * 1000))
+        assert producer.flush(10) == 0
+        assert notices.landed_since(settings, now - 600) == 50 + 25
+        assert notices.landed_since(settings, now - 7200) == 100 + 50 + 25
+        assert notices.landed_since(settings, now - 600, "weather") == 10
+        assert notices.landed_since(settings, now + 60) == 0

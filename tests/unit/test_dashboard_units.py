@@ -117,6 +117,7 @@ def test_headline_of_an_empty_warehouse_says_so() -> None:
     assert figures["freshness-p50"] == view.MISSING
     assert figures["dead-letters-total"] == view.MISSING
     assert figures["rejected-total"] == "0"
+    assert figures["landed-flights"] == view.MISSING
 
 
 def test_headline_figures() -> None:
@@ -124,6 +125,7 @@ def test_headline_figures() -> None:
         clock=ReplayClock(date(2013, 1, 3), COMMIT, datetime(2013, 1, 2, 23, 59, tzinfo=UTC),
                           date(2013, 1, 2)),
         recent_flights=1800,
+        landed_flights=2100,
         freshness=pd.DataFrame({"batch_id": [2, 1], "p50_s": [12.34, 5.0], "p95_s": [20.0, 6.0]}),
         rejected=pd.DataFrame({"topic": ["flights"], "reason": ["r"], "rows": [3]}),
         dead_letters={"flights": 2, "weather": 1},
@@ -133,7 +135,7 @@ def test_headline_figures() -> None:
     assert figures["replay-clock"] == "2013-01-02 23:59 UTC"
     assert "New York: 2013-01-02 18:59" in fragment
     assert figures["current-day"] == "2013-01-02"
-    assert figures["recent-flights"] == "1,800"
+    assert figures["recent-flights"] == "1,800" and figures["landed-flights"] == "2,100"
     assert figures["freshness-p50"] == "12.3 s" and figures["freshness-p95"] == "20.0 s"
     assert figures["dead-letters-total"] == "3" and figures["rejected-total"] == "3"
 

@@ -8,6 +8,7 @@ plain values or frames; none of them writes anything.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from typing import Any, Final
@@ -17,10 +18,11 @@ import psycopg
 
 from flightpipe.ingest import dlq
 from flightpipe.ingest.lag import lag_by_partition
+from flightpipe.live import notices
 from flightpipe.settings import Settings
 from flightpipe.warehouse.db import connect
 
-# Flights loaded "lately": the load batches that committed in this many minutes.
+# Flights landed and loaded "lately": notices and load batches of this many minutes.
 RECENT_MINUTES: Final = 10
 LAST_BATCHES: Final = 10
 LATEST_PREDICTIONS: Final = 12
@@ -111,14 +113,17 @@ class ReplayClock:
 
 
 def replay_clock(conn: psycopg.Connection[Any]) -> ReplayClock:
-    from flightpipe.live.clock import read_from
+    from flightpipe.live.clock import local_day, read_from
 
     row = conn.execute(REPLAY_CLOCK_SQL).fetchone()
     clock = ReplayClock(*row) if row else ReplayClock(None, None, None, None)
     live = read_from(conn)
     if live is None or live.mode != "live":
         return clock
-    return replace(clock, live_now=live.now(), speed=live.speed)
+    now = live.now()
+    # Live, the day being replayed is the clock's: a warehouse that already holds later days
+    # (a replay that wrapped round the year) must not show those as "current".
+    return replace(clock, live_now=now, speed=live.speed, latest_day=local_day(now))
 
 
 def recent_flights(conn: psycopg.Connection[Any], minutes: int = RECENT_MINUTES) -> int:
@@ -189,6 +194,7 @@ class Snapshot:
     taken_at: datetime
     clock: ReplayClock | None = None
     recent_flights: int | None = None
+    landed_flights: int | None = None
     origins: pd.DataFrame = field(default_factory=pd.DataFrame)
     batches: pd.DataFrame = field(default_factory=pd.DataFrame)
     freshness: pd.DataFrame = field(default_factory=pd.DataFrame)
@@ -217,6 +223,7 @@ def kafka_part(settings: Settings, snap: Snapshot) -> None:
         columns=["topic", "partition", "end", "committed", "lag"],
     )
     snap.dead_letters = dlq.counts(settings)
+    snap.landed_flights = notices.landed_since(settings, time.time() - RECENT_MINUTES * 60)
 
 
 def snapshot(settings: Settings) -> Snapshot:

@@ -105,6 +105,8 @@ def headline(snap: Snapshot) -> str:
              when(clock.latest_event), local_time(clock.latest_event)),
         card("current-day", "current day", when(clock.latest_day),
              f"next day replayed: {when(clock.next_day)}"),
+        card("landed-flights", f"flights landed, last {RECENT_MINUTES} min",
+             number(snap.landed_flights)),
         card("recent-flights", f"flights loaded, last {RECENT_MINUTES} min",
              number(snap.recent_flights)),
         card("freshness-p50", "freshness p50 (latest batch)",

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from flightpipe.cli_support import DAY_FORMAT, OneLineErrors, replay_day
+from flightpipe.cli_support import OneLineErrors
 from flightpipe.settings import Settings
 
 app = typer.Typer(
@@ -21,7 +20,7 @@ app = typer.Typer(
 
 @app.callback()
 def demo() -> None:
-    """The demo video of a real pipeline run (needs the running stack: `make up`)."""
+    """The demo video: a screen capture of the stack in live mode (`make video` starts it)."""
 
 
 @app.command()
@@ -38,18 +37,8 @@ def record(
         typer.Option(file_okay=False, help="Folder for the README screenshots (default docs/img)."),
     ] = None,
     no_images: bool = typer.Option(False, "--no-images", help="Do not write the screenshots."),
-    start: Annotated[
-        datetime,
-        typer.Option(
-            formats=[DAY_FORMAT],
-            callback=replay_day,
-            show_default="2013-06-01",
-            help="First day of 2013 the recorded run replays.",
-        ),
-    ] = datetime(2013, 6, 1),
-    days: int = typer.Option(1, min=1, max=31, help="Days the recorded run replays."),
     timeout_minutes: float = typer.Option(
-        25.0, min=1.0, help="Give up (with an error) after this many minutes."
+        20.0, min=1.0, help="Give up (with an error) after this many minutes."
     ),
     keep_frames: Annotated[
         Path | None,
@@ -58,15 +47,13 @@ def record(
         ),
     ] = None,
 ) -> None:
-    """Trigger a real run and record it: Airflow, Dask, psql and the report (≤ 2 min)."""
+    """Screen-record the live stack: dashboard, Airflow, Dask, psql and the report (≤ 2 min)."""
     from flightpipe_tools.demo.video import DemoError, DemoOptions, record_demo
 
     settings = Settings()
     options = DemoOptions(
         output=output or settings.home / "docs" / "demo" / "flightpipe-demo.mp4",
         images_dir=None if no_images else images or settings.home / "docs" / "img",
-        start=f"{start:{DAY_FORMAT}}",
-        days=days,
         timeout_minutes=timeout_minutes,
         keep_frames=keep_frames,
     )

@@ -1,12 +1,12 @@
-"""Record the demo video of a real pipeline run.
+"""Record the demo video: a real screen capture of Chromium over the live stack.
 
-The recorder drives the running stack: it renders ``flightpipe status`` as a terminal, logs in
-to the Airflow UI with headless Chromium (Playwright), triggers ``flightpipe_ingest`` through
-the REST API and takes screenshots of its Grid while it runs, of its Graph and Gantt once done,
-of the Dask dashboard while the Asset-triggered warehouse run transforms the data, of the
-downstream runs, of two warehouse queries in psql and of the HTML report. Each screenshot
-becomes a scene with a Spanish caption burned in; ffmpeg joins the scenes into an H.264 MP4
-and the captions are also written as an ``.srt`` file.
+The recorder puts the stack in live mode's hands and films one browser page with Chromium's
+own screen capture while it moves through the running system: ``flightpipe status``, the live
+dashboard updating, the Airflow Grid of ``flightpipe_live`` as loads arrive, the Dask
+dashboard during a load's transform, the report and ML runs, one query in psql and the HTML
+report. The recording is cut into clips with Spanish captions drawn under the picture;
+ffmpeg joins them into an H.264 MP4 of at most two minutes, and the captions are also
+written as an ``.srt`` file.
 
 Every wait has a timeout and the whole recording has a deadline, so it never hangs; a service
 that is down is named in the error.
@@ -14,6 +14,8 @@ that is down is named in the error.
 
 from __future__ import annotations
 
+import html
+import io
 import os
 import shutil
 import subprocess
@@ -23,19 +25,23 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 from urllib.parse import quote, urlsplit
 
 import httpx
 from PIL import Image
+from rich.console import Console
+from rich.terminal_theme import MONOKAI
+from rich.text import Text
 
-from flightpipe.orchestration.airflow_api import AirflowApi, AirflowApiError
+from flightpipe.live import clock
+from flightpipe.orchestration.airflow_api import AirflowApi
 from flightpipe.settings import Settings
 from flightpipe.waiting import poll
 from flightpipe.warehouse.db import psql_environment
 from flightpipe_tools.demo import frames
+from flightpipe_tools.demo.screencast import Clip, EncodeError, Screencast, encode, shorten
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, BrowserContext, Page
@@ -55,34 +61,25 @@ CHROMIUM_ARGS: Final = [
     "--disable-sync",
 ]
 MAX_SECONDS: Final = 118.0
-FPS: Final = 25
-CRF: Final = 30
 DOC_IMAGE_LIMIT: Final = 300_000
+LIVE_DAG: Final = "flightpipe_live"
 # Panel sizes (percent) of the Airflow DAG page, kept by the UI in localStorage.
 PANEL_LAYOUTS: Final = {
     "react-resizable-panels:grid-ltr": [62, 38],
     "react-resizable-panels:graph-ltr": [78, 22],
 }
-MONTHS_ES: Final = (
-    "enero",
-    "febrero",
-    "marzo",
-    "abril",
-    "mayo",
-    "junio",
-    "julio",
-    "agosto",
-    "septiembre",
-    "octubre",
-    "noviembre",
-    "diciembre",
-)
-KPI_SQL: Final = "SELECT * FROM mart.kpi;"
-CARRIER_SQL: Final = (
+QUERY: Final = (
     "SELECT carrier_code, airline, month, flights, on_time_rate, mean_arr_delay, rank_in_month\n"
     "  FROM mart.on_time_by_carrier_month\n"
     " ORDER BY year DESC, month DESC, rank_in_month\n"
     " LIMIT 10;"
+)
+# A dark page that shows terminal output (rich's HTML export) the way a terminal would.
+TERMINAL_CSS: Final = (
+    "body{margin:0;background:#181a21;color:#dcdfe4;}"
+    "pre{margin:0;padding:18px 22px;font:14px/1.3 'DejaVu Sans Mono',monospace;"
+    "white-space:pre;}"
+    ".bar{background:#2c2f3a;color:#aab;font:13px 'DejaVu Sans',sans-serif;padding:6px 14px;}"
 )
 
 
@@ -91,20 +88,10 @@ class DemoError(RuntimeError):
 
 
 @dataclass
-class Scene:
-    picture: Path
-    caption: str
-    seconds: float
-    step: str
-
-
-@dataclass
 class DemoOptions:
     output: Path
     images_dir: Path | None
-    start: str = "2013-06-01"
-    days: int = 1
-    timeout_minutes: float = 25.0
+    timeout_minutes: float = 20.0
     keep_frames: Path | None = None
 
 
@@ -172,15 +159,6 @@ class Deadline:
         return max(0.0, min(cap, self.end - time.monotonic()))
 
 
-def _parse_time(value: str | None) -> datetime | None:
-    return datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
-
-
-def spanish_date(iso: str) -> str:
-    day = date.fromisoformat(iso)
-    return f"{day.day} de {MONTHS_ES[day.month - 1]} de {day.year}"
-
-
 # --- assembly --------------------------------------------------------------------------------
 def srt_time(seconds: float) -> str:
     ms = round(seconds * 1000)
@@ -190,7 +168,7 @@ def srt_time(seconds: float) -> str:
     return f"{hours:02d}:{minutes:02d}:{secs:02d},{ms:03d}"
 
 
-def srt_text(scenes: list[Scene]) -> str:
+def srt_text(scenes: list[Clip]) -> str:
     """One cue per caption; consecutive scenes with the same caption share a cue."""
     cues: list[tuple[float, float, str]] = []
     clock = 0.0
@@ -206,70 +184,6 @@ def srt_text(scenes: list[Scene]) -> str:
         for i, (start, end, text) in enumerate(cues, 1)
     ]
     return "\n".join(blocks)
-
-
-def fit_durations(scenes: list[Scene], limit: float = MAX_SECONDS) -> None:
-    total = sum(s.seconds for s in scenes)
-    if total > limit:
-        factor = limit / total
-        for scene in scenes:
-            scene.seconds = round(scene.seconds * factor, 2)
-
-
-def encode(scenes: list[Scene], work: Path, output: Path, ffmpeg: str, log: Log) -> None:
-    """Burn the captions into full frames and join them with ffmpeg (H.264, yuv420p)."""
-    listing = ["ffconcat version 1.0"]
-    last = work / "frame-last.png"
-    for i, scene in enumerate(scenes):
-        frame = frames.captioned(Image.open(scene.picture), scene.caption, scene.step)
-        path = work / f"frame-{i:03d}.png"
-        frame.save(path)
-        listing += [f"file '{path.name}'", f"duration {scene.seconds:.2f}"]
-        last = path
-    # The concat demuxer ignores the last duration unless the last file is listed again.
-    listing.append(f"file '{last.name}'")
-    (work / "scenes.ffconcat").write_text("\n".join(listing) + "\n", encoding="utf-8")
-    partial = output.with_name(output.stem + ".partial.mp4")
-    command = [
-        ffmpeg,
-        "-hide_banner",
-        "-loglevel",
-        "error",
-        "-y",
-        "-f",
-        "concat",
-        "-safe",
-        "0",
-        "-i",
-        str(work / "scenes.ffconcat"),
-        "-vf",
-        f"fps={FPS},format=yuv420p",
-        "-c:v",
-        "libx264",
-        "-preset",
-        "slow",
-        "-tune",
-        "stillimage",
-        "-crf",
-        str(CRF),
-        "-pix_fmt",
-        "yuv420p",
-        "-movflags",
-        "+faststart",
-        "-metadata",
-        "title=flightpipe demo",
-        "-an",
-        str(partial),
-    ]
-    log(f"encoding {len(scenes)} scenes with ffmpeg ...")
-    try:
-        result = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=work)
-    except subprocess.TimeoutExpired as exc:
-        raise DemoError("ffmpeg did not finish within 10 minutes") from exc
-    if result.returncode != 0 or not partial.exists():
-        partial.unlink(missing_ok=True)
-        raise DemoError(f"ffmpeg failed: {result.stderr.strip()[-800:]}")
-    partial.replace(output)
 
 
 def probe_duration(video: Path) -> float:
@@ -309,89 +223,41 @@ def save_doc_image(source: Path, target: Path, limit: int = DOC_IMAGE_LIMIT) -> 
     return target
 
 
-# --- Dask ------------------------------------------------------------------------------------
-def _epoch(value: str | None) -> float | None:
-    parsed = _parse_time(value)
-    return parsed.timestamp() if parsed else None
+# --- pages drawn for the capture ---------------------------------------------------------------
+def terminal_page(title: str, ansi: str, hidden: str = "") -> str:
+    """An HTML page showing ``ansi`` as a terminal does; ``hidden`` waits in ``#later``."""
+
+    def to_html(text: str) -> str:
+        console = Console(record=True, width=110, file=io.StringIO(), color_system="truecolor")
+        console.print(Text.from_ansi(text.rstrip("\n")), soft_wrap=True, end="")
+        exported = console.export_html(theme=MONOKAI, inline_styles=True, code_format="{code}")
+        return exported
+
+    later = f'<span id="later" style="display:none">{to_html(hidden)}</span>' if hidden else ""
+    return (
+        f"<html><head><meta charset='utf-8'><style>{TERMINAL_CSS}</style></head><body>"
+        f'<div class="bar">{html.escape(title)}</div><pre><span id="now">{to_html(ansi)}'
+        f'</span><span id="typed"></span>{later}</pre></body></html>'
+    )
 
 
-class DaskWatch:
-    """Pictures of the Dask cluster while the warehouse run transforms the data.
-
-    With a working dashboard (bokeh installed) these are screenshots of its status page. When
-    the dashboard cannot draw (no bokeh), the same task stream is drawn from the scheduler's
-    own records (its task-stream plugin), so the scene still shows the real work.
-    """
-
-    def __init__(self, settings: Settings, work: Path, log: Log) -> None:
-        self.settings = settings
-        self.work = work
-        self.log = log
-        self.url = f"http://127.0.0.1:{settings.dask_dashboard_port}/status"
-        self.shots: list[Path] = []
-        self.client: Any = None
-        text = httpx.get(self.url, timeout=10).text
-        self.dashboard = "needs bokeh" not in text.lower()
-        if not self.dashboard:
-            log(
-                "note: the Dask dashboard needs bokeh, which is not installed; drawing the"
-                " task stream from the scheduler instead"
-            )
-            from distributed import Client
-
-            self.client = Client(settings.dask_address, timeout=20, set_as_default=False)
-            # The first call registers the scheduler's task-stream plugin.
-            self.client.get_task_stream(start=time.time())
-
-    def capture(self, page: Page, path: Path) -> None:
-        if self.dashboard:
-            page.bring_to_front()
-            page.screenshot(path=path)
-            self.shots.append(path)
-
-    def pictures(
-        self, page: Page, warehouse: dict[str, Any], next_path: Callable[[], Path]
-    ) -> list[Path]:
-        if self.dashboard:
-            last = next_path()
-            self.capture(page, last)
-            # The frames with the most drawn (largest files) tell the most, in time order.
-            return sorted(sorted(self.shots, key=lambda p: p.stat().st_size)[-2:])
-        return [self.task_stream(warehouse, next_path())]
-
-    def task_stream(self, warehouse: dict[str, Any], path: Path) -> Path:
-        from distributed.utils import key_split
-
-        start = _epoch(warehouse.get("start_date")) or time.time() - 600
-        stop = (_epoch(warehouse.get("end_date")) or time.time()) + 1
-        records = self.client.get_task_stream(start=start - 1)
-        names = {
-            address: str(info.get("name", address))
-            for address, info in self.client.scheduler_info()["workers"].items()
-        }
-        bars = []
-        for record in records:
-            for part in record.get("startstops", ()):
-                if part.get("action") != "compute" or part["stop"] > stop:
-                    continue
-                worker = names.get(record.get("worker", ""), str(record.get("worker", "?")))
-                lane = f"{worker} · hilo {record.get('thread', 0) % 1000}"
-                bars.append(frames.Bar(lane, key_split(record["key"]), part["start"], part["stop"]))
-        if not bars:
-            self.log("  (no Dask tasks were recorded during the warehouse run)")
-        seconds = max((b.stop for b in bars), default=0) - min((b.start for b in bars), default=0)
-        summary = f"{len(bars)} tareas · {len({b.lane for b in bars})} hilos · {seconds:.1f} s"
-        title = f"Dask · flujo de tareas (scheduler {self.settings.dask_address})"
-        frames.task_stream_image(bars, title, summary).save(path)
-        return path
-
-    def close(self) -> None:
-        if self.client is not None:
-            self.client.close(timeout=10)
+def card_page(title: str, subtitle: str, lines: list[str]) -> str:
+    items = "".join(f"<p>{html.escape(line)}</p>" for line in lines)
+    return (
+        "<html><head><meta charset='utf-8'><style>"
+        "body{margin:0;height:100vh;display:flex;flex-direction:column;justify-content:center;"
+        "align-items:center;background:#111827;color:#f3f4f6;font-family:'DejaVu Sans',sans-serif}"
+        "h1{font-size:72px;margin:0 0 18px}h2{font-size:28px;color:#93c5fd;font-weight:normal}"
+        "p{font-size:22px;color:#d1d5db;margin:6px}"
+        f"</style></head><body><h1>{html.escape(title)}</h1><h2>{html.escape(subtitle)}</h2>"
+        f"{items}</body></html>"
+    )
 
 
 # --- the recorder ------------------------------------------------------------------------------
 class Recorder:
+    """Drives one page through the stack and marks the clips the video keeps."""
+
     def __init__(self, settings: Settings, options: DemoOptions, work: Path, log: Log) -> None:
         self.settings = settings
         self.options = options
@@ -399,86 +265,54 @@ class Recorder:
         self.log = log
         self.api = AirflowApi(settings, timeout=20.0)
         self.deadline = Deadline(options.timeout_minutes * 60)
-        self.scenes: list[Scene] = []
+        self.clips: list[Clip] = []
         self.shots: dict[str, Path] = {}
-        self._count = 0
 
     # --- helpers -----------------------------------------------------------------------------
-    def _path(self, name: str) -> Path:
-        self._count += 1
-        return self.work / f"shot-{self._count:03d}-{name}.png"
+    def hold(
+        self, page: Page, seconds: float, caption: str, step: str, during: str | None = None
+    ) -> None:
+        """Keep ``seconds`` of what the page does now; ``during`` is JavaScript run meanwhile."""
+        start = time.time()
+        if during:
+            page.evaluate(during)
+        left = seconds - (time.time() - start)
+        if left > 0:
+            page.wait_for_timeout(left * 1000)
+        self.clips.append(Clip(start, time.time(), caption, step))
 
-    def add(self, picture: Path, caption: str, seconds: float, step: str) -> None:
-        self.scenes.append(Scene(picture, caption, seconds, step))
+    def shot(self, page: Page, name: str) -> None:
+        path = self.work / f"shot-{name}.png"
+        page.screenshot(path=path)
+        self.shots[name] = path
 
-    def wait_for(
-        self,
-        what: str,
-        check: Callable[[], T | None],
-        timeout: float,
-        every: float = 2.0,
-        tick: Callable[[], None] | None = None,
-    ) -> T:
-        """Call ``check`` until it returns a value; ``tick`` runs between calls."""
+    def wait_for(self, what: str, check: Callable[[], T | None], timeout: float) -> T:
         limit = self.deadline.left(timeout)
-
-        def attempt() -> T | None:
-            value = check()
-            if value is None and tick is not None:
-                tick()
-            return value
-
-        found = poll(attempt, until=lambda v: v is not None, timeout=limit, interval=every)
+        found = poll(check, until=lambda v: v is not None, timeout=limit, interval=1.0)
         if found is None:
             raise DemoError(f"timed out after {limit:.0f} s waiting for {what}")
         return found
 
-    def terminal(self, name: str, lines: list[str], title: str) -> Path:
-        path = self._path(name)
-        frames.terminal_image(lines, title).save(path)
-        return path
+    def show(self, page: Page, content: str) -> None:
+        page.set_content(content, wait_until="load")
+        page.wait_for_timeout(300)
 
-    # --- scenes ------------------------------------------------------------------------------
-    def title_scene(self) -> None:
-        path = self._path("title")
-        frames.title_card(
-            "flightpipe",
-            "Un pipeline big data real, de punta a punta",
-            [
-                "Kafka  ·  Dask  ·  PostgreSQL  ·  Airflow 3",
-                "336.776 vuelos de Nueva York (2013) repetidos como si ocurrieran ahora",
-            ],
-        ).save(path)
-        self.add(path, "Demo grabada sobre una ejecución real del pipeline.", 4, "▶")
-
-    def status_scene(self) -> None:
-        self.log("rendering `flightpipe status` ...")
-        env = {**os.environ, "COLUMNS": "100", "FORCE_COLOR": "1", "TERM": "xterm-256color"}
-        env.pop("NO_COLOR", None)
+    def airflow(self, page: Page, path: str, view: str | None = None) -> None:
+        if view is not None:
+            page.evaluate("v => localStorage.setItem('default_dag_view', JSON.stringify(v))", view)
+        page.goto(f"{self.settings.airflow_base_url}{path}", wait_until="domcontentloaded")
         try:
-            result = subprocess.run(
-                [sys.executable, "-m", "flightpipe.cli", "status"],
-                capture_output=True,
-                text=True,
-                timeout=120,
-                env=env,
+            page.wait_for_load_state("networkidle", timeout=10_000)
+        except Exception:
+            self.log(f"  ({path}: the page kept loading)")
+        try:
+            page.wait_for_function(
+                "() => !document.querySelector('.chakra-skeleton, [data-loading]')",
+                timeout=10_000,
             )
-        except subprocess.TimeoutExpired as exc:
-            raise DemoError("`flightpipe status` did not answer within 120 s") from exc
-        if result.returncode != 0:
-            raise DemoError(
-                "`flightpipe status` reports an unhealthy service; fix it (`make up`) first:\n"
-                + result.stdout[-1500:]
-            )
-        lines = ["\x1b[1;32m$\x1b[0m make up    \x1b[2m# ya arrancado\x1b[0m"]
-        lines += ["\x1b[1;32m$\x1b[0m make status", *result.stdout.splitlines()]
-        path = self.terminal("status", lines, "make status")
-        self.add(
-            path,
-            "make up arranca Kafka, PostgreSQL, Dask y Airflow; make status los comprueba.",
-            7,
-            "1",
-        )
+        except Exception:
+            self.log(f"  ({path}: some panel is still loading)")
+        page.wait_for_timeout(800)
 
     def login(self, page: Page) -> None:
         base = self.settings.airflow_base_url
@@ -497,315 +331,233 @@ class Recorder:
             PANEL_LAYOUTS,
         )
 
-    def airflow_shot(self, page: Page, name: str, path: str, view: str | None = None) -> Path:
-        if view is not None:
-            page.evaluate("v => localStorage.setItem('default_dag_view', JSON.stringify(v))", view)
-        page.goto(f"{self.settings.airflow_base_url}{path}", wait_until="domcontentloaded")
-        try:
-            page.wait_for_load_state("networkidle", timeout=15_000)
-        except Exception:
-            self.log(f"  ({name}: the page kept loading; taking the screenshot anyway)")
-        # Panels show skeleton placeholders until their data arrives (Gantt takes longest).
-        try:
-            page.wait_for_function(
-                "() => !document.querySelector('.chakra-skeleton, [data-loading]')",
-                timeout=12_000,
-            )
-        except Exception:
-            self.log(f"  ({name}: some panel is still loading)")
-        page.wait_for_timeout(2000 if view in ("graph", "gantt") else 1200)
-        shot = self._path(name)
-        page.screenshot(path=shot)
-        return shot
+    def latest_run(self, dag_id: str, states: tuple[str, ...]) -> dict[str, Any] | None:
+        runs = [r for r in self.api.runs(dag_id, limit=25) if r["state"] in states]
+        runs.sort(key=lambda r: r.get("run_after") or "", reverse=True)
+        return runs[0] if runs else None
 
-    def dag_list_scene(self, page: Page) -> None:
-        shot = self.airflow_shot(page, "dags", "/dags")
-        self.add(shot, "Airflow 3: cuatro DAGs encadenados por Assets.", 5, "2")
-
-    def trigger_ingest(self) -> dict[str, Any]:
-        conf = {"start": self.options.start, "days": self.options.days}
-        run_id = self.api.trigger("flightpipe_ingest", conf)
-        self.log(f"triggered flightpipe_ingest {run_id} with {conf}")
-
-        def started() -> dict[str, Any] | None:
-            run = self.api.run("flightpipe_ingest", run_id)
-            return run if run["state"] != "queued" else None
-
-        # Another ingest run (the 3-minute cycle) may be active: ours waits for it.
-        return self.wait_for("flightpipe_ingest to start", started, timeout=900, every=2)
-
-    def downstream(self, dag_id: str, after: datetime) -> dict[str, Any] | None:
-        """The first run of ``dag_id`` created after ``after``, Asset-triggered first."""
-        later = [
-            r
-            for r in self.api.runs(dag_id, limit=25)
-            if (_parse_time(r.get("run_after")) or after) > after
-        ]
-        later.sort(key=lambda r: r.get("run_after") or "")
-        asset = [r for r in later if r.get("run_type") == "asset_triggered"]
-        chosen = asset or later
-        return chosen[0] if chosen else None
-
-    def ingest_and_dask(
-        self, page: Page, dask: Page, watch: DaskWatch
-    ) -> tuple[dict[str, Any], dict[str, Any]]:
-        """Grid frames while the ingest run runs, Dask frames while the warehouse run runs."""
-        run = self.trigger_ingest()
-        run_id = run["dag_run_id"]
-        started = _parse_time(run.get("start_date")) or datetime.now().astimezone()
-        run_path = f"/dags/flightpipe_ingest/runs/{quote(run_id, safe='')}"
-        date_text = spanish_date(self.options.start)
-        caption = f"Lanzamos flightpipe_ingest por API REST: replay del {date_text} vía Kafka."
-        grid: list[Path] = [self.airflow_shot(page, "ingest-grid", run_path, view="grid")]
-        state: dict[str, Any] = {"ingest": run, "grid_at": time.monotonic(), "dask": 0}
-
-        def poll() -> tuple[dict[str, Any], dict[str, Any]] | None:
-            ingest = state["ingest"]
-            if ingest["state"] not in ("success", "failed"):
-                ingest = state["ingest"] = self.api.run("flightpipe_ingest", run_id)
-                if time.monotonic() - state["grid_at"] >= 3:
-                    state["grid_at"] = time.monotonic()
-                    shot = self._path("ingest-grid")
-                    page.screenshot(path=shot)
-                    grid.append(shot)
-            if ingest["state"] == "failed":
-                raise DemoError(f"flightpipe_ingest {run_id} failed; see the Airflow UI")
-            warehouse = self.downstream("flightpipe_transform", started)
-            if warehouse is not None and (
-                warehouse["state"] in ("running", "queued") or not state["dask"]
-            ):
-                state["dask"] += 1
-                watch.capture(dask, self._path("dask"))
-                page.bring_to_front()
-            if ingest["state"] == "success" and warehouse and warehouse["state"] == "success":
-                return ingest, warehouse
-            if warehouse and warehouse["state"] == "failed":
-                raise DemoError("the Asset-triggered flightpipe_transform run failed")
-            return None
-
-        self.log("recording the ingest Grid and the Dask dashboard ...")
-        ingest, warehouse = self.wait_for(
-            "the ingest run and the transform run it triggers", poll, timeout=1200, every=1.0
+    # --- scenes ------------------------------------------------------------------------------
+    def title_scene(self, page: Page) -> None:
+        self.show(
+            page,
+            card_page(
+                "flightpipe",
+                "Un pipeline big data real, de punta a punta",
+                [
+                    "Kafka  ·  Dask  ·  PostgreSQL  ·  Airflow 3",
+                    "336.776 vuelos de Nueva York (2013) repetidos como si ocurrieran ahora",
+                ],
+            ),
         )
-        # A few evenly spread Grid frames while running, then the finished Grid.
-        page.wait_for_timeout(2500)
-        done = self._path("ingest-grid-done")
-        page.screenshot(path=done)
-        picked = [grid[round(i * (len(grid) - 1) / 3)] for i in range(4)] if len(grid) > 4 else grid
-        for shot in dict.fromkeys(picked):
-            self.add(shot, caption, 2.5, "2")
-        self.add(
-            done,
-            "Grid: cada casilla es una tarea; 5 productores y 3 consumidores en paralelo.",
-            5,
+        self.hold(page, 4, "Grabación de pantalla real del pipeline en modo live.", "▶")
+
+    def status_scene(self, page: Page) -> None:
+        self.log("rendering `flightpipe status` ...")
+        env = {**os.environ, "COLUMNS": "100", "FORCE_COLOR": "1", "TERM": "xterm-256color"}
+        env.pop("NO_COLOR", None)
+        try:
+            result = subprocess.run(
+                [sys.executable, "-m", "flightpipe.cli", "status"],
+                capture_output=True,
+                text=True,
+                timeout=120,
+                env=env,
+            )
+        except subprocess.TimeoutExpired as exc:
+            raise DemoError("`flightpipe status` did not answer within 120 s") from exc
+        if result.returncode != 0:
+            raise DemoError(
+                "`flightpipe status` reports an unhealthy service; fix it (`make live`) first:\n"
+                + result.stdout[-1500:]
+            )
+        text = "\x1b[1;32m$\x1b[0m make status\n" + result.stdout
+        self.show(page, terminal_page("make status", text))
+        self.hold(
+            page,
+            6,
+            "make live arranca Kafka, PostgreSQL, Dask, Airflow y el dashboard; make status"
+            " los comprueba.",
+            "1",
+        )
+
+    def dashboard_scene(self, page: Page) -> None:
+        self.log("filming the live dashboard ...")
+        page.goto(self.settings.dashboard_url, wait_until="domcontentloaded")
+        page.locator('[data-fp="refreshed"]').first.wait_for(timeout=30_000)
+        page.wait_for_timeout(1500)
+        self.hold(
+            page,
+            10,
+            "Dashboard en vivo: el reloj de replay avanza y llegan vuelos aterrizados y cargados.",
             "2",
         )
-        self.shots["airflow-grid"] = done
-
-        graph = self.airflow_shot(page, "ingest-graph", run_path, view="graph")
-        self.add(
-            graph,
-            "Graph: temas → productores → snapshot → consumidores → Asset de landing.",
-            5,
+        self.shot(page, "dashboard")
+        self.hold(
+            page,
+            7,
+            "Puntualidad y retrasos por aeropuerto hoy; frescura p50/p95 de evento a consultable.",
             "2",
         )
-        self.shots["airflow-graph"] = graph
-        gantt = self.airflow_shot(page, "ingest-gantt", run_path, view="gantt")
-        self.add(gantt, "Gantt: en qué se va el tiempo de la ejecución.", 5, "2")
-
-        best = watch.pictures(dask, warehouse, lambda: self._path("dask"))
-        page.bring_to_front()
-        caption = "Dask: la transformación (flightpipe_transform) repartida entre 2 workers."
-        for shot in best:
-            self.add(shot, caption, 7 / len(best), "3")
-        self.shots["dask"] = best[-1]
-        return ingest, warehouse
-
-    def downstream_scenes(self, page: Page, transform: dict[str, Any]) -> dict[str, Any]:
-        after = _parse_time(transform.get("start_date")) or datetime.now().astimezone()
-        finished: dict[str, dict[str, Any]] = {}
-
-        def done(dag_id: str) -> dict[str, Any] | None:
-            run = self.downstream(dag_id, after)
-            return run if run is not None and run["state"] in ("success", "failed") else None
-
-        warehouse = self.wait_for(
-            "the Asset-triggered flightpipe_load run", lambda: done("flightpipe_load"), 900
-        )
-        wh_path = f"/dags/flightpipe_load/runs/{quote(warehouse['dag_run_id'], safe='')}"
-        shot = self.airflow_shot(page, "warehouse-grid", wh_path, view="grid")
-        self.add(
-            shot,
-            "flightpipe_load arrancó solo por el Asset: staging → cuarentena → upsert → checks.",
-            5,
-            "4",
+        self.hold(
+            page,
+            8,
+            "Lag por partición, DLQ y rechazados, últimos lotes y predicciones frente a lo real.",
+            "2",
+            during="window.scrollTo({top: document.body.scrollHeight, behavior: 'smooth'})",
         )
 
-        self.log("waiting for the reports and ml runs ...")
-        finished["flightpipe_reports"] = self.wait_for(
-            "the Asset-triggered flightpipe_reports run", lambda: done("flightpipe_reports"), 900
+    def airflow_scenes(self, page: Page) -> None:
+        self.login(page)
+        self.airflow(page, "/dags")
+        self.hold(
+            page, 4, "Airflow 3: en modo live un AssetWatcher escucha los avisos de Kafka.", "3"
         )
-        try:
-            finished["flightpipe_ml"] = self.wait_for(
-                "the Asset-triggered flightpipe_ml run", lambda: done("flightpipe_ml"), 900
-            )
-        except DemoError:
-            # Training grows with the warehouse; an earlier finished run still shows the DAG.
-            earlier = [r for r in self.api.runs("flightpipe_ml", 10) if r["state"] == "success"]
-            if not earlier:
-                raise
-            self.log("  (flightpipe_ml is still training; showing its latest finished run)")
-            finished["flightpipe_ml"] = earlier[0]
+        self.airflow(page, f"/dags/{LIVE_DAG}", view="grid")
+        self.hold(
+            page,
+            8,
+            "Grid de flightpipe_live: una carga por aviso, como mucho una a la vez; el resto se"
+            " agrupa.",
+            "3",
+        )
+        self.shot(page, "airflow-live-grid")
+        self.hold(
+            page,
+            7,
+            "Cada carga: ficheros nuevos → Dask → staging → upsert → checks → Asset del warehouse.",
+            "3",
+        )
+
+    def dask_scene(self, page: Page) -> None:
+        url = f"http://127.0.0.1:{self.settings.dask_dashboard_port}/status"
+        if "needs bokeh" in httpx.get(url, timeout=10).text.lower():
+            raise DemoError("the Dask dashboard needs bokeh; run `uv sync` to install it")
+        page.goto(url, wait_until="load")
+        self.log("waiting for a live load to transform with Dask ...")
+        self.wait_for(
+            "a flightpipe_live run to start",
+            lambda: self.latest_run(LIVE_DAG, ("running",)),
+            timeout=240,
+        )
+        self.hold(page, 12, "Dask: la transformación de cada carga repartida entre 2 workers.", "4")
+        self.shot(page, "dask")
+
+    def downstream_scenes(self, page: Page) -> None:
         captions = {
             "flightpipe_reports": "flightpipe_reports: gráficos e informe HTML, todo desde SQL.",
             "flightpipe_ml": "flightpipe_ml: entrena, evalúa, registra y predice retrasos.",
         }
         for dag_id, caption in captions.items():
-            run = finished[dag_id]
-            path = f"/dags/{dag_id}/runs/{quote(run['dag_run_id'], safe='')}"
-            self.add(self.airflow_shot(page, dag_id, path, view="grid"), caption, 4, "4")
-        return finished["flightpipe_reports"]
+            run = self.latest_run(dag_id, ("success", "running"))
+            path = f"/dags/{dag_id}" + (
+                f"/runs/{quote(run['dag_run_id'], safe='')}" if run is not None else ""
+            )
+            self.airflow(page, path, view="grid")
+            self.hold(page, 5, caption, "5")
 
-    def psql_scenes(self) -> None:
+    def psql_scene(self, page: Page) -> None:
         exe = shutil.which("psql")
         if not exe:
             raise DemoError("psql was not found; install postgresql-client")
-        shown = [
-            (KPI_SQL, ["-x"], "Cifras clave del warehouse (vista mart.kpi) en psql."),
-            (CARRIER_SQL, [], "Puntualidad por aerolínea y mes (mart.on_time_by_carrier_month)."),
-        ]
-        for number, (sql, flags, caption) in enumerate(shown):
-            env = {
-                **os.environ,
-                **psql_environment(self.settings),
-                "PGCONNECT_TIMEOUT": "10",
-                "PAGER": "",
-            }
-            try:
-                result = subprocess.run(
-                    [exe, "-X", "-P", "pager=off", *flags, "-c", sql],
-                    capture_output=True,
-                    text=True,
-                    timeout=60,
-                    env=env,
-                )
-            except subprocess.TimeoutExpired as exc:
-                raise DemoError("psql did not answer within 60 s") from exc
-            if result.returncode != 0:
-                raise DemoError(f"psql failed: {result.stderr.strip()[-500:]}")
-            sql_lines = sql.splitlines()
-            lines = ["\x1b[1;32m$\x1b[0m make psql"] if number == 0 else []
-            lines += [
-                f"\x1b[1;34m{self.settings.warehouse_db}=>\x1b[0m \x1b[1m{sql_lines[0]}\x1b[0m"
-            ]
-            lines += [
-                f"\x1b[1;34m{self.settings.warehouse_db}->\x1b[0m \x1b[1m{x}\x1b[0m"
-                for x in sql_lines[1:]
-            ]
-            lines += result.stdout.rstrip().splitlines()
-            path = self.terminal(f"psql-{number}", lines, "make psql")
-            self.add(path, caption, 7, "5")
+        env = {**os.environ, **psql_environment(self.settings), "PGCONNECT_TIMEOUT": "10"}
+        try:
+            result = subprocess.run(
+                [exe, "-X", "-P", "pager=off", "-c", QUERY],
+                capture_output=True,
+                text=True,
+                timeout=60,
+                env=env,
+            )
+        except subprocess.TimeoutExpired as exc:
+            raise DemoError("psql did not answer within 60 s") from exc
+        if result.returncode != 0:
+            raise DemoError(f"psql failed: {result.stderr.strip()[-500:]}")
+        db = self.settings.warehouse_db
+        first, *rest = QUERY.splitlines()
+        typed = first + "".join(f"\n{db}-> {line}" for line in rest) + "\n\n"
+        prompt = f"\x1b[1;32m$\x1b[0m make psql\n\x1b[1;34m{db}=>\x1b[0m "
+        self.show(page, terminal_page("make psql", prompt, hidden=result.stdout))
+        # The query is typed, then psql's real answer appears.
+        typing = (
+            "text => new Promise(done => { const el = document.getElementById('typed');"
+            " let i = 0; const t = setInterval(() => { el.textContent += text[i++];"
+            " if (i >= text.length) { clearInterval(t); setTimeout(() => {"
+            " document.getElementById('later').style.display = 'inline'; done(); }, 400); }"
+            " }, 28); })"
+        )
+        start = time.time()
+        page.evaluate(typing, typed)
+        page.wait_for_timeout(max(0.0, 11 - (time.time() - start)) * 1000)
+        self.clips.append(
+            Clip(start, time.time(), "Una consulta en psql: puntualidad por aerolínea y mes.", "6")
+        )
 
-    def report_scenes(self, context: BrowserContext, reports_run: dict[str, Any]) -> None:
-        report = self.report_file(reports_run)
-        self.log(f"capturing the report {report} ...")
-        page = context.new_page()
+    def report_scene(self, page: Page) -> None:
+        report = self.settings.reports_dir / "latest" / "index.html"
+        if not report.is_file():
+            raise DemoError(f"no HTML report at {report}; did flightpipe_reports succeed?")
+        self.log(f"filming the report {report} ...")
         page.goto(report.resolve().as_uri(), wait_until="load")
         # Zoomed out a little so that a screen holds whole charts and tables.
         page.evaluate("() => { document.documentElement.style.zoom = '0.72'; }")
-        page.wait_for_timeout(800)
+        page.wait_for_timeout(500)
+        scroll = (
+            "id => { const e = document.getElementById(id);"
+            " if (e) e.scrollIntoView({block: 'start', behavior: 'smooth'}); }"
+        )
         sections = [
             ("kpis", "Informe HTML: cifras clave del warehouse."),
-            ("charts", "Gráficos dibujados desde las vistas mart del warehouse."),
-            ("model", "Métricas del modelo: ROC AUC, PR AUC y Brier frente a la línea base."),
+            ("charts", "Informe: gráficos dibujados desde las vistas mart del warehouse."),
+            ("model", "Informe: ROC AUC, PR AUC y Brier del modelo frente a la línea base."),
         ]
         for anchor, caption in sections:
-            found = page.evaluate(
-                "id => { const e = document.getElementById(id); if (!e) return false;"
-                " e.scrollIntoView({block: 'start'}); return true; }",
-                anchor,
-            )
-            if not found:
-                self.log(f"  (the report has no #{anchor} section; skipped)")
-                continue
-            page.wait_for_timeout(500)
-            shot = self._path(f"report-{anchor}")
-            page.screenshot(path=shot)
-            self.add(shot, caption, 5, "6")
+            self.hold(page, 4.5, caption, "7", during=f"({scroll})({anchor!r})")
             if anchor == "charts":
-                self.shots["report"] = shot
-        page.close()
+                self.shot(page, "report")
 
-    def report_file(self, reports_run: dict[str, Any]) -> Path:
-        """This run's report (the task's return value), else ``reports/latest``."""
-        candidates: list[Path] = []
-        try:
-            entry = self.api.request(
-                "GET",
-                f"/dags/flightpipe_reports/dagRuns/{quote(reports_run['dag_run_id'], safe='')}"
-                "/taskInstances/build_report/xcomEntries/return_value",
-            )
-            value = entry.get("value") if isinstance(entry, dict) else None
-            if isinstance(value, str) and value:
-                candidates.append(Path(value))
-        except AirflowApiError:
-            pass
-        candidates.append(self.settings.reports_dir / "latest" / "index.html")
-        for candidate in candidates:
-            if candidate.is_file():
-                return candidate
-        raise DemoError(
-            f"no HTML report found ({', '.join(map(str, candidates))}); "
-            "did flightpipe_reports succeed?"
+    def closing_scene(self, page: Page) -> None:
+        self.show(
+            page,
+            card_page(
+                "flightpipe",
+                "make up  ·  make live  ·  make test  ·  make video",
+                [
+                    "Kafka → Parquet → Dask → PostgreSQL → informes y ML",
+                    "Orquestado por Airflow 3 con Assets y un AssetWatcher",
+                ],
+            ),
+        )
+        self.hold(
+            page, 4, "Un comando lo arranca todo. Todo el código está en el repositorio.", "✓"
         )
 
-    def closing_scene(self) -> None:
-        path = self._path("end")
-        frames.title_card(
-            "flightpipe",
-            "make up  ·  make test  ·  make video",
-            [
-                "Kafka → Parquet → Dask → PostgreSQL → informes y ML",
-                "Orquestado por Airflow 3 con Assets",
-            ],
-        ).save(path)
-        self.add(
-            path,
-            "Un comando lo arranca todo: make up. Todo el código está en el repositorio.",
-            4,
-            "✓",
-        )
-
-    # --- the whole recording ---------------------------------------------------------------
-    def record(self) -> None:
+    # --- the whole recording -------------------------------------------------------------------
+    def record(self) -> list[tuple[float, Path]]:
+        """Film every scene; the frames Chromium painted, with their times."""
         from playwright.sync_api import Error as PlaywrightError
         from playwright.sync_api import sync_playwright
 
-        self.title_scene()
-        self.status_scene()
         try:
             with sync_playwright() as playwright, browser_context(playwright) as context:
                 context.set_default_timeout(30_000)
                 context.set_default_navigation_timeout(45_000)
                 page = context.new_page()
-                self.login(page)
-                self.dag_list_scene(page)
-                watch = DaskWatch(self.settings, self.work, self.log)
+                capture = Screencast(context, page, self.work)
                 try:
-                    dask = context.new_page()
-                    if watch.dashboard:
-                        dask.goto(watch.url, wait_until="load")
-                    page.bring_to_front()
-                    _ingest, warehouse = self.ingest_and_dask(page, dask, watch)
-                    dask.close()
+                    self.title_scene(page)
+                    self.status_scene(page)
+                    self.dashboard_scene(page)
+                    self.airflow_scenes(page)
+                    self.dask_scene(page)
+                    self.downstream_scenes(page)
+                    self.psql_scene(page)
+                    self.report_scene(page)
+                    self.closing_scene(page)
                 finally:
-                    watch.close()
-                reports_run = self.downstream_scenes(page, warehouse)
-                self.psql_scenes()
-                self.report_scenes(context, reports_run)
+                    capture.stop()
+                return capture.frames
         except PlaywrightError as exc:
             raise DemoError(f"browser automation failed: {str(exc).splitlines()[0]}") from exc
-        self.closing_scene()
 
 
 def is_local(url: str) -> bool:
@@ -839,35 +591,46 @@ def browser_context(playwright: Any) -> Iterator[BrowserContext]:
         browser.close()
 
 
+def require_live(settings: Settings) -> None:
+    current = clock.read(settings)
+    if current is None or current.mode != "live":
+        raise DemoError("the demo films live mode: start it with `make live` (make video does)")
+
+
 def record_demo(settings: Settings, options: DemoOptions, log: Log = print) -> DemoResult:
-    """Record the demo of a real run into ``options.output`` (+ ``.srt``)."""
+    """Record the demo of the running live stack into ``options.output`` (+ ``.srt``)."""
     ffmpeg = find_tool("ffmpeg")
     find_chromium()
     frames.sans(12)  # fails early, with the package to install, when the fonts are missing
     check_services(settings)
+    require_live(settings)
     options.output.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="flightpipe-demo-") as tmp:
         work = Path(tmp)
         recorder = Recorder(settings, options, work, log)
-        recorder.record()
-        fit_durations(recorder.scenes)
-        encode(recorder.scenes, work, options.output, ffmpeg, log)
+        painted = recorder.record()
+        shorten(recorder.clips, MAX_SECONDS)
+        log(f"encoding {len(recorder.clips)} clips from {len(painted)} painted frames ...")
+        try:
+            encode(recorder.clips, painted, work, options.output, ffmpeg)
+        except EncodeError as exc:
+            raise DemoError(str(exc)) from exc
         captions = options.output.with_suffix(".srt")
-        captions.write_text(srt_text(recorder.scenes), encoding="utf-8")
+        captions.write_text(srt_text(recorder.clips), encoding="utf-8")
         images: list[Path] = []
         if options.images_dir is not None:
             for name, shot in recorder.shots.items():
                 images.append(save_doc_image(shot, options.images_dir / f"{name}.png"))
         if options.keep_frames is not None:
             options.keep_frames.mkdir(parents=True, exist_ok=True)
-            for png in work.glob("*.png"):
-                shutil.copy2(png, options.keep_frames / png.name)
-        seconds = probe_duration(options.output) or sum(s.seconds for s in recorder.scenes)
+            for picture in [*work.glob("*.png"), *work.glob("*.jpg")]:
+                shutil.copy2(picture, options.keep_frames / picture.name)
+        seconds = probe_duration(options.output) or sum(c.seconds for c in recorder.clips)
     return DemoResult(
         video=options.output,
         captions=captions,
         seconds=seconds,
         size_bytes=options.output.stat().st_size,
-        scenes=len(recorder.scenes),
+        scenes=len(recorder.clips),
         images=images,
     )
