@@ -133,9 +133,14 @@ def start_daemon(settings: Settings, programs: list[Program]) -> None:
             ctl(settings, "reread")
             ctl(settings, "update")
         return
-    subprocess.run(
-        [str(venv_bin() / "supervisord"), "-c", str(conf)], check=True, capture_output=True
+    started = subprocess.run(
+        [str(venv_bin() / "supervisord"), "-c", str(conf)], capture_output=True, text=True
     )
+    if started.returncode != 0:
+        if is_running(settings):
+            return  # another `up` started it a moment ago
+        said = (started.stderr or started.stdout).strip().splitlines()
+        raise StackError(f"supervisord did not start: {said[-1] if said else started.returncode}")
     if not poll(lambda: is_running(settings), until=bool, timeout=15, interval=0.2):
         raise StackError(f"supervisord did not start; see {log_dir(settings) / 'supervisord.log'}")
 
