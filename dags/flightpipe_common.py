@@ -10,6 +10,7 @@ from typing import Any
 
 import pendulum
 from airflow.sdk import Asset, get_current_context, teardown
+from airflow.sdk.exceptions import AirflowSkipException
 
 from flightpipe.settings import get_settings
 
@@ -34,6 +35,14 @@ DEFAULT_ARGS = {
 }
 
 TAGS = ["flightpipe"]
+
+
+def skip_if_asked(result: dict[str, Any]) -> dict[str, Any]:
+    """A pipeline step that answers ``{"skipped": reason}`` (too little data to split yet, or
+    live mode's reports and model not due yet) marks its task skipped, not failed."""
+    if "skipped" in result:
+        raise AirflowSkipException(result["skipped"])
+    return result
 
 
 def record_timings() -> Any:

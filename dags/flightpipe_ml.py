@@ -1,7 +1,9 @@
 """
 ### flightpipe_ml — train, evaluate, register and predict "arrives > 15 min late"
 
-Starts whenever `flightpipe_load` publishes the `flightpipe_warehouse` Asset.
+Starts whenever `flightpipe_load` (or, live, `flightpipe_live`) publishes the
+`flightpipe_warehouse` Asset; in live mode at most once every `FLIGHTPIPE_LIVE_FOLLOW_MINUTES`
+(a run that comes sooner skips).
 Features come from the warehouse with SQL; predictions go back to it.
 
 1. **train** fits a logistic-regression baseline and a gradient-boosted model on the
@@ -18,16 +20,15 @@ from datetime import timedelta
 from typing import Any
 
 from airflow.sdk import dag, task
-from airflow.sdk.exceptions import AirflowSkipException
 
-from flightpipe_common import DEFAULT_ARGS, START_DATE, TAGS, WAREHOUSE, record_timings
-
-
-def _skip_if_asked(result: dict[str, Any]) -> dict[str, Any]:
-    # Too little data to split in time yet (first minutes of class mode) is not a failure.
-    if "skipped" in result:
-        raise AirflowSkipException(result["skipped"])
-    return result
+from flightpipe_common import (
+    DEFAULT_ARGS,
+    START_DATE,
+    TAGS,
+    WAREHOUSE,
+    record_timings,
+    skip_if_asked,
+)
 
 
 @dag(
@@ -48,13 +49,13 @@ def flightpipe_ml() -> None:
     def train() -> dict[str, Any]:
         from flightpipe import pipeline
 
-        return _skip_if_asked(pipeline.train())
+        return skip_if_asked(pipeline.train())
 
     @task(doc_md="Score flights not yet scored by the newest model.")
     def predict(trained: dict[str, Any]) -> dict[str, Any]:
         from flightpipe import pipeline
 
-        return _skip_if_asked(pipeline.predict())
+        return skip_if_asked(pipeline.predict())
 
     predict(train()) >> record_timings()
 

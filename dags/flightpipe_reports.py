@@ -1,7 +1,9 @@
 """
 ### flightpipe_reports — charts and an HTML report from the warehouse
 
-Starts whenever `flightpipe_load` publishes the `flightpipe_warehouse` Asset.
+Starts whenever `flightpipe_load` (or, live, `flightpipe_live`) publishes the
+`flightpipe_warehouse` Asset; in live mode at most once every `FLIGHTPIPE_LIVE_FOLLOW_MINUTES`
+(a run that comes sooner skips).
 Every chart is drawn from SQL (`mart` views and `meta` tables), never from landing files.
 
 1. **build_charts** renders the PNG charts into `data/reports/<run>/`.
@@ -16,7 +18,14 @@ from typing import Any
 
 from airflow.sdk import dag, get_current_context, task
 
-from flightpipe_common import DEFAULT_ARGS, START_DATE, TAGS, WAREHOUSE, record_timings
+from flightpipe_common import (
+    DEFAULT_ARGS,
+    START_DATE,
+    TAGS,
+    WAREHOUSE,
+    record_timings,
+    skip_if_asked,
+)
 
 
 @dag(
@@ -34,7 +43,7 @@ def flightpipe_reports() -> None:
     def build_charts() -> dict[str, Any]:
         from flightpipe import pipeline
 
-        return pipeline.build_charts(get_current_context()["run_id"])
+        return skip_if_asked(pipeline.build_charts(get_current_context()["run_id"]))
 
     @task(doc_md="Render the HTML report and move the `latest` link to it.")
     def build_report(charts: dict[str, Any]) -> str:

@@ -265,9 +265,15 @@ def load_landed(settings: Settings | None = None) -> dict[str, Any]:
 
 # --- reports and ML ----------------------------------------------------------------------
 def build_charts(run_id: str, settings: Settings | None = None) -> dict[str, Any]:
+    """Every chart of this run; ``{"skipped": reason}`` in live mode when not due yet."""
     from flightpipe.analytics.report import draw_charts
+    from flightpipe.live.cadence import skip_reason
 
-    return draw_charts(_settings(settings), run_id)
+    settings = _settings(settings)
+    reason = skip_reason(settings, "flightpipe_reports", "build_charts")
+    if reason:
+        return {"skipped": reason}
+    return draw_charts(settings, run_id)
 
 
 def build_report(charts: dict[str, Any], settings: Settings | None = None) -> str:
@@ -277,12 +283,18 @@ def build_report(charts: dict[str, Any], settings: Settings | None = None) -> st
 
 
 def train(settings: Settings | None = None) -> dict[str, Any]:
-    """Train and register; ``{"skipped": reason}`` while the warehouse is too small to split."""
+    """Train and register; ``{"skipped": reason}`` while the warehouse is too small to split,
+    and in live mode when not due yet."""
+    from flightpipe.live.cadence import skip_reason
     from flightpipe.ml.train import NotEnoughDataError
     from flightpipe.ml.train import train as fit
 
+    settings = _settings(settings)
+    reason = skip_reason(settings, "flightpipe_ml", "train")
+    if reason:
+        return {"skipped": reason}
     try:
-        return fit(_settings(settings)).summary()
+        return fit(settings).summary()
     except NotEnoughDataError as exc:
         return {"skipped": str(exc)}
 

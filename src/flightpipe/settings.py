@@ -247,6 +247,12 @@ class Settings(BaseSettings):
         description="Live mode: replay seconds per wall second (480: one day of 2013 in "
         "3 minutes).",
     )
+    live_follow_minutes: float = Field(
+        default=5.0,
+        ge=0,
+        description="Live mode: the reports and the model run at most once every this many "
+        "minutes (every load would start them again).",
+    )
     replay_start: str = Field(default="2013-01-01", description="First day replayed (local date).")
     slice_days: int = Field(default=1, description="Days of 2013 replayed per ingest run.")
     cycle_minutes: int = Field(default=3, description="Minutes between ingest runs (class mode).")

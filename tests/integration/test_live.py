@@ -195,6 +195,39 @@ def test_class_ingest_refuses_while_live_owns_the_cursor(fresh: Settings) -> Non
     assert pipeline.plan_slice(start="2013-01-01", days=1, settings=fresh)["days"] == 1
 
 
+def test_reports_and_model_follow_at_their_own_pace_live(fresh: Settings) -> None:
+    """Live, a report or training that ran less than FLIGHTPIPE_LIVE_FOLLOW_MINUTES ago is
+    skipped; a later one, or any in class mode, runs."""
+    from flightpipe.live.cadence import skip_reason
+
+    def succeeded(task: tuple[str, str], minutes_ago: float) -> None:
+        with connect(fresh, "loader") as conn:
+            conn.execute(
+                "INSERT INTO meta.task_runs (dag_id, run_id, task_id, started_at, ended_at, state)"
+                " VALUES (%s, %s, %s, now() - make_interval(secs => %s + 10),"
+                " now() - make_interval(secs => %s), 'success')",
+                (*task[:1], f"run-{minutes_ago}", task[1], minutes_ago * 60, minutes_ago * 60),
+            )
+
+    pipeline.migrate(fresh)
+    train = ("flightpipe_ml", "train")
+    charts = ("flightpipe_reports", "build_charts")
+    succeeded(train, 1)
+    assert skip_reason(fresh, *train) is None, "class mode: after every load"
+    clock.start_live(fresh, speed=SPEED)
+    try:
+        reason = skip_reason(fresh, *train)
+        assert reason is not None and "due in" in reason
+        assert pipeline.train(fresh)["skipped"].startswith("live mode: flightpipe_ml.train ran")
+        assert skip_reason(fresh, *charts) is None, "never ran: due"
+        succeeded(charts, 6)
+        assert skip_reason(fresh, *charts) is None, "ran 6 min ago, 5 min pace"
+        assert skip_reason(fresh.model_copy(update={"live_follow_minutes": 0.5}), *train) is None
+    finally:
+        clock.stop_live(fresh)
+    assert skip_reason(fresh, *train) is None
+
+
 def test_the_watcher_trigger_fires_on_a_notice(
     fresh: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:

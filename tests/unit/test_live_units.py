@@ -81,3 +81,16 @@ def test_anything_else_on_the_topic_is_ignored(value: Any) -> None:
 def test_the_notices_topic_follows_the_prefix() -> None:
     settings = Settings(_env_file=None, topic_prefix="t1-")  # type: ignore[call-arg]
     assert notices.topic(settings) == "t1-landing.notices"
+
+
+def test_reports_and_model_follow_at_their_own_pace() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from flightpipe.live.cadence import seconds_left
+
+    now = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+    assert seconds_left(None, now, 5) == 0, "never ran: due now"
+    assert seconds_left(now - timedelta(minutes=2), now, 5) == 180
+    assert seconds_left(now - timedelta(minutes=5), now, 5) == 0
+    assert seconds_left(now - timedelta(hours=1), now, 5) == 0
+    assert seconds_left(now, now, 0) == 0, "0 minutes: after every load"

@@ -137,7 +137,10 @@ def _send_day(settings: Settings, sender: _Sender, day: date, since: datetime, s
             return False
         sender.producer.poll(min(delay, 0.25))
         if time.monotonic() - last_record >= PROGRESS_EVERY:
-            clock, last_record = _record(settings, sender, clock.now()), time.monotonic()
+            # The wait above can end past midnight: progress beyond it would skip the
+            # next day's first events, which are not sent yet.
+            until = min(clock.now(), day_end)
+            clock, last_record = _record(settings, sender, until), time.monotonic()
     _record(settings, sender, day_end)
     log.info("%s: %s sent (%d events so far)", sender.role, day, sender.sent)
     return True
