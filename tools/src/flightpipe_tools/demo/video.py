@@ -223,6 +223,17 @@ def save_doc_image(source: Path, target: Path, limit: int = DOC_IMAGE_LIMIT) -> 
     return target
 
 
+def run_command(
+    command: list[str], env: dict[str, str], timeout: float
+) -> subprocess.CompletedProcess[str]:
+    """Run what a scene shows; its output as text, a DemoError when it hangs."""
+    try:
+        return subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env)
+    except subprocess.TimeoutExpired as exc:
+        name = Path(command[0]).name if command[0] != sys.executable else "flightpipe"
+        raise DemoError(f"{name} did not answer within {timeout:g} s") from exc
+
+
 # --- pages drawn for the capture ---------------------------------------------------------------
 def terminal_page(title: str, ansi: str, hidden: str = "") -> str:
     """An HTML page showing ``ansi`` as a terminal does; ``hidden`` waits in ``#later``."""
@@ -355,16 +366,7 @@ class Recorder:
         self.log("rendering `flightpipe status` ...")
         env = {**os.environ, "COLUMNS": "100", "FORCE_COLOR": "1", "TERM": "xterm-256color"}
         env.pop("NO_COLOR", None)
-        try:
-            result = subprocess.run(
-                [sys.executable, "-m", "flightpipe.cli", "status"],
-                capture_output=True,
-                text=True,
-                timeout=120,
-                env=env,
-            )
-        except subprocess.TimeoutExpired as exc:
-            raise DemoError("`flightpipe status` did not answer within 120 s") from exc
+        result = run_command([sys.executable, "-m", "flightpipe.cli", "status"], env, 120)
         if result.returncode != 0:
             raise DemoError(
                 "`flightpipe status` reports an unhealthy service; fix it (`make live`) first:\n"
@@ -460,16 +462,7 @@ class Recorder:
         if not exe:
             raise DemoError("psql was not found; install postgresql-client")
         env = {**os.environ, **psql_environment(self.settings), "PGCONNECT_TIMEOUT": "10"}
-        try:
-            result = subprocess.run(
-                [exe, "-X", "-P", "pager=off", "-c", QUERY],
-                capture_output=True,
-                text=True,
-                timeout=60,
-                env=env,
-            )
-        except subprocess.TimeoutExpired as exc:
-            raise DemoError("psql did not answer within 60 s") from exc
+        result = run_command([exe, "-X", "-P", "pager=off", "-c", QUERY], env, 60)
         if result.returncode != 0:
             raise DemoError(f"psql failed: {result.stderr.strip()[-500:]}")
         db = self.settings.warehouse_db
