@@ -39,7 +39,7 @@ TAGS = ["flightpipe"]
 
 def skip_if_asked(result: dict[str, Any]) -> dict[str, Any]:
     """A pipeline step that answers ``{"skipped": reason}`` (too little data to split yet, or
-    live mode's reports and model not due yet) marks its task skipped, not failed."""
+    nothing new for live mode's reports and model) marks its task skipped, not failed."""
     if "skipped" in result:
         raise AirflowSkipException(result["skipped"])
     return result

@@ -11,8 +11,11 @@ One run at a time: notices that arrive during a run queue up as the next one, an
 every landed file not loaded yet, so they are coalesced.
 
 1. **load_landed**: Dask over the new landing files, one transaction into the warehouse, the
-   data checks on that batch; then the `flightpipe_warehouse` Asset is updated, and the
-   reports and ML DAGs follow at their own pace (one run each at a time).
+   data checks on that batch.
+
+It does not update the `flightpipe_warehouse` Asset: the reports and ML DAGs would then start
+after every load and take the cores the next load needs. `flightpipe_live_publish` updates it
+every `FLIGHTPIPE_LIVE_FOLLOW_MINUTES` when a load has finished since they last ran.
 
 No `record_timings` teardown here: it would hold the one run slot for several seconds after
 every load, and the next notice's load would wait for it (task durations of this DAG are in
@@ -29,7 +32,7 @@ from airflow.sdk import Asset, AssetWatcher, dag, task
 
 from flightpipe.live import notices
 from flightpipe.settings import get_settings
-from flightpipe_common import DEFAULT_ARGS, START_DATE, TAGS, WAREHOUSE
+from flightpipe_common import DEFAULT_ARGS, START_DATE, TAGS
 
 NOTICES = Asset(
     name="flightpipe_landing_notices",
@@ -61,10 +64,7 @@ NOTICES = Asset(
     doc_md=__doc__,
 )
 def flightpipe_live() -> None:
-    @task(
-        outlets=[WAREHOUSE],
-        doc_md="New landing files through Dask into the warehouse, checked; one transaction.",
-    )
+    @task(doc_md="New landing files through Dask into the warehouse, checked; one transaction.")
     def load_landed() -> dict[str, Any]:
         from flightpipe import pipeline
 

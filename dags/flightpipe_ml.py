@@ -1,9 +1,8 @@
 """
 ### flightpipe_ml — train, evaluate, register and predict "arrives > 15 min late"
 
-Starts whenever `flightpipe_load` (or, live, `flightpipe_live`) publishes the
-`flightpipe_warehouse` Asset; in live mode at most once every `FLIGHTPIPE_LIVE_FOLLOW_MINUTES`
-(a run that comes sooner skips).
+Starts whenever `flightpipe_load` (or, in live mode, `flightpipe_live_publish`, at most
+once every `FLIGHTPIPE_LIVE_FOLLOW_MINUTES`) publishes the `flightpipe_warehouse` Asset.
 Features come from the warehouse with SQL; predictions go back to it.
 
 1. **train** fits a logistic-regression baseline and a gradient-boosted model on the

@@ -1,9 +1,8 @@
 """
 ### flightpipe_reports — charts and an HTML report from the warehouse
 
-Starts whenever `flightpipe_load` (or, live, `flightpipe_live`) publishes the
-`flightpipe_warehouse` Asset; in live mode at most once every `FLIGHTPIPE_LIVE_FOLLOW_MINUTES`
-(a run that comes sooner skips).
+Starts whenever `flightpipe_load` (or, in live mode, `flightpipe_live_publish`, at most
+once every `FLIGHTPIPE_LIVE_FOLLOW_MINUTES`) publishes the `flightpipe_warehouse` Asset.
 Every chart is drawn from SQL (`mart` views and `meta` tables), never from landing files.
 
 1. **build_charts** renders the PNG charts into `data/reports/<run>/`.
@@ -18,14 +17,7 @@ from typing import Any
 
 from airflow.sdk import dag, get_current_context, task
 
-from flightpipe_common import (
-    DEFAULT_ARGS,
-    START_DATE,
-    TAGS,
-    WAREHOUSE,
-    record_timings,
-    skip_if_asked,
-)
+from flightpipe_common import DEFAULT_ARGS, START_DATE, TAGS, WAREHOUSE, record_timings
 
 
 @dag(
@@ -43,7 +35,7 @@ def flightpipe_reports() -> None:
     def build_charts() -> dict[str, Any]:
         from flightpipe import pipeline
 
-        return skip_if_asked(pipeline.build_charts(get_current_context()["run_id"]))
+        return pipeline.build_charts(get_current_context()["run_id"])
 
     @task(doc_md="Render the HTML report and move the `latest` link to it.")
     def build_report(charts: dict[str, Any]) -> str:

@@ -66,7 +66,8 @@ def _cadence(settings: Settings) -> str:
         lines = [
             f"Live mode: the producers replay 2013 at {settings.replay_speed:g}x; every file",
             f"the consumers land starts {airflow}/dags/flightpipe_live (an AssetWatcher",
-            "on the landing notices); reports and ml follow. `make up` is class mode again.",
+            "on the landing notices); reports and ml follow every "
+            f"{settings.live_follow_minutes:g} min. `make up` is class mode again.",
         ]
     elif not settings.autostart:
         lines = ["FLIGHTPIPE_AUTOSTART=false: the DAGs were not unpaused (the Airflow UI can)."]

@@ -264,16 +264,20 @@ def load_landed(settings: Settings | None = None) -> dict[str, Any]:
 
 
 # --- reports and ML ----------------------------------------------------------------------
-def build_charts(run_id: str, settings: Settings | None = None) -> dict[str, Any]:
-    """Every chart of this run; ``{"skipped": reason}`` in live mode when not due yet."""
-    from flightpipe.analytics.report import draw_charts
-    from flightpipe.live.cadence import skip_reason
+def publish_live(settings: Settings | None = None) -> dict[str, Any]:
+    """Live mode: whether the reports and the model should follow now (the warehouse Asset
+    is updated when this returns without ``skipped``); see :mod:`flightpipe.live.cadence`."""
+    from flightpipe.live.cadence import publish_reason
 
-    settings = _settings(settings)
-    reason = skip_reason(settings, "flightpipe_reports", "build_charts")
-    if reason:
-        return {"skipped": reason}
-    return draw_charts(settings, run_id)
+    reason = publish_reason(_settings(settings))
+    return {"skipped": reason} if reason else {"published": True}
+
+
+def build_charts(run_id: str, settings: Settings | None = None) -> dict[str, Any]:
+    """Every chart of this run."""
+    from flightpipe.analytics.report import draw_charts
+
+    return draw_charts(_settings(settings), run_id)
 
 
 def build_report(charts: dict[str, Any], settings: Settings | None = None) -> str:
@@ -283,18 +287,12 @@ def build_report(charts: dict[str, Any], settings: Settings | None = None) -> st
 
 
 def train(settings: Settings | None = None) -> dict[str, Any]:
-    """Train and register; ``{"skipped": reason}`` while the warehouse is too small to split,
-    and in live mode when not due yet."""
-    from flightpipe.live.cadence import skip_reason
+    """Train and register; ``{"skipped": reason}`` while the warehouse is too small to split."""
     from flightpipe.ml.train import NotEnoughDataError
     from flightpipe.ml.train import train as fit
 
-    settings = _settings(settings)
-    reason = skip_reason(settings, "flightpipe_ml", "train")
-    if reason:
-        return {"skipped": reason}
     try:
-        return fit(settings).summary()
+        return fit(_settings(settings)).summary()
     except NotEnoughDataError as exc:
         return {"skipped": str(exc)}
 

@@ -249,9 +249,9 @@ class Settings(BaseSettings):
     )
     live_follow_minutes: float = Field(
         default=5.0,
-        ge=0,
-        description="Live mode: the reports and the model run at most once every this many "
-        "minutes (every load would start them again).",
+        gt=0,
+        description="Live mode: minutes between two runs of the reports and the model, when "
+        "a load has finished since their last (every load would start them again).",
     )
     replay_start: str = Field(default="2013-01-01", description="First day replayed (local date).")
     slice_days: int = Field(default=1, description="Days of 2013 replayed per ingest run.")

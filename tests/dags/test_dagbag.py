@@ -45,7 +45,9 @@ EXPECTED = {
     },
     # No timings teardown: it would hold the one run slot after every load.
     "flightpipe_live": {"load_landed": set()},
+    "flightpipe_live_publish": {"publish_warehouse": set()},
 }
+LIVE_DAGS = {"flightpipe_live", "flightpipe_live_publish"}
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +76,7 @@ def test_tasks_and_dependencies(dagbag, dag_id: str) -> None:  # type: ignore[no
         assert t.execution_timeout is not None
         if t.task_id != "record_timings":
             assert t.doc_md, f"{dag_id}.{t.task_id} has no doc_md"
-    if dag_id != "flightpipe_live":
+    if dag_id not in LIVE_DAGS:
         assert dag.get_task("record_timings").is_teardown
 
 
@@ -90,6 +92,13 @@ def test_assets_chain_the_dags(dagbag) -> None:  # type: ignore[no-untyped-def]
     assert [o.name for o in transform.get_task("transform").outlets] == ["flightpipe_clean"]
     assert [o.name for o in load.get_task("data_checks").outlets] == ["flightpipe_warehouse"]
     assert ingest.timetable.delta == timedelta(minutes=get_settings().cycle_minutes)
+    # Live, the loads leave the warehouse Asset to the publish DAG and its own pace.
+    assert dagbag.get_dag("flightpipe_live").get_task("load_landed").outlets == []
+    publish = dagbag.get_dag("flightpipe_live_publish")
+    assert [o.name for o in publish.get_task("publish_warehouse").outlets] == [
+        "flightpipe_warehouse"
+    ]
+    assert publish.timetable.delta == timedelta(minutes=get_settings().live_follow_minutes)
     schedules = {
         dag_id: {a.name for a in dagbag.get_dag(dag_id).timetable.asset_condition.objects}
         for dag_id in ("flightpipe_transform", "flightpipe_load", "flightpipe_reports",

@@ -196,36 +196,46 @@ def test_class_ingest_refuses_while_live_owns_the_cursor(fresh: Settings) -> Non
 
 
 def test_reports_and_model_follow_at_their_own_pace_live(fresh: Settings) -> None:
-    """Live, a report or training that ran less than FLIGHTPIPE_LIVE_FOLLOW_MINUTES ago is
-    skipped; a later one, or any in class mode, runs."""
-    from flightpipe.live.cadence import skip_reason
+    """Live, the warehouse is published to the reports and the model only when a load has
+    finished since both last started; in class mode never by the publish DAG."""
 
-    def succeeded(task: tuple[str, str], minutes_ago: float) -> None:
+    def started(task: tuple[str, str], seconds_ago: float, state: str = "success") -> None:
         with connect(fresh, "loader") as conn:
             conn.execute(
                 "INSERT INTO meta.task_runs (dag_id, run_id, task_id, started_at, ended_at, state)"
-                " VALUES (%s, %s, %s, now() - make_interval(secs => %s + 10),"
-                " now() - make_interval(secs => %s), 'success')",
-                (*task[:1], f"run-{minutes_ago}", task[1], minutes_ago * 60, minutes_ago * 60),
+                " VALUES (%s, %s, %s, now() - make_interval(secs => %s),"
+                " now() - make_interval(secs => %s), %s)",
+                (task[0], f"run-{seconds_ago}-{state}", task[1], seconds_ago, seconds_ago - 5,
+                 state),
+            )  # fmt: skip
+
+    def loaded(seconds_ago: float, status: str = "succeeded") -> None:
+        with connect(fresh, "loader") as conn:
+            conn.execute(
+                "INSERT INTO meta.load_batches (started_at, finished_at, status)"
+                " VALUES (now() - make_interval(secs => %s + 1),"
+                " now() - make_interval(secs => %s), %s)",
+                (seconds_ago, seconds_ago, status),
             )
 
     pipeline.migrate(fresh)
-    train = ("flightpipe_ml", "train")
-    charts = ("flightpipe_reports", "build_charts")
-    succeeded(train, 1)
-    assert skip_reason(fresh, *train) is None, "class mode: after every load"
+    charts, train = ("flightpipe_reports", "build_charts"), ("flightpipe_ml", "train")
+    loaded(600)
+    assert pipeline.publish_live(fresh)["skipped"].startswith("class mode")
     clock.start_live(fresh, speed=SPEED)
     try:
-        reason = skip_reason(fresh, *train)
-        assert reason is not None and "due in" in reason
-        assert pipeline.train(fresh)["skipped"].startswith("live mode: flightpipe_ml.train ran")
-        assert skip_reason(fresh, *charts) is None, "never ran: due"
-        succeeded(charts, 6)
-        assert skip_reason(fresh, *charts) is None, "ran 6 min ago, 5 min pace"
-        assert skip_reason(fresh.model_copy(update={"live_follow_minutes": 0.5}), *train) is None
+        assert pipeline.publish_live(fresh) == {"published": True}, "never followed: publish"
+        started(charts, 300)
+        started(train, 300, state="failed")
+        assert pipeline.publish_live(fresh) == {"published": True}, "the model is behind"
+        started(train, 200)
+        assert "started after the newest load" in pipeline.publish_live(fresh)["skipped"]
+        loaded(100, status="failed")
+        assert "skipped" in pipeline.publish_live(fresh), "a failed load changed nothing"
+        loaded(250)  # finished after the reports started, before the model did
+        assert pipeline.publish_live(fresh) == {"published": True}
     finally:
         clock.stop_live(fresh)
-    assert skip_reason(fresh, *train) is None
 
 
 def test_the_watcher_trigger_fires_on_a_notice(

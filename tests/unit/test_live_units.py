@@ -86,11 +86,11 @@ def test_the_notices_topic_follows_the_prefix() -> None:
 def test_reports_and_model_follow_at_their_own_pace() -> None:
     from datetime import UTC, datetime, timedelta
 
-    from flightpipe.live.cadence import seconds_left
+    from flightpipe.live.cadence import behind
 
-    now = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
-    assert seconds_left(None, now, 5) == 0, "never ran: due now"
-    assert seconds_left(now - timedelta(minutes=2), now, 5) == 180
-    assert seconds_left(now - timedelta(minutes=5), now, 5) == 0
-    assert seconds_left(now - timedelta(hours=1), now, 5) == 0
-    assert seconds_left(now, now, 0) == 0, "0 minutes: after every load"
+    load = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+    later, earlier = load + timedelta(seconds=1), load - timedelta(seconds=1)
+    assert not behind(None, [None, None]), "no load yet: nothing to follow"
+    assert behind(load, [None, later]), "a follower that never succeeded"
+    assert behind(load, [later, earlier]), "one follower started before the load finished"
+    assert not behind(load, [later, load]), "both started once it had finished"

@@ -456,5 +456,12 @@ def clean_topic(topic: str, raw: pd.DataFrame, tz_map: Mapping[str, str]) -> pd.
 
 
 def empty_clean(topic: str) -> pd.DataFrame:
-    """Zero-row output with the exact dtypes (Dask ``meta``)."""
+    """Zero-row output with the exact dtypes (Dask ``meta``); a copy, callers may add to it."""
+    return _empty_clean(topic).copy()
+
+
+@cache
+def _empty_clean(topic: str) -> pd.DataFrame:
+    # Cleaning even an empty frame runs every rule (about 0.1 s for flights, more while the
+    # machine is busy), and each transform asks for it several times.
     return clean_topic(topic, _empty_raw(topic), {})

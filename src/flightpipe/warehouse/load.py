@@ -369,9 +369,8 @@ def transform(
         # Pending batches first, then the loaded files: a batch leaves the clean zone only
         # after its files are recorded, so no file slips between the two listings.
         taken = {rel for b in pending_batches(settings) for rel in b.rels}
-        found = discover(settings, topics)
         done = taken if force else taken | _loaded_paths(cur)
-        new = {t: [f for f in fs if f.rel not in done] for t, fs in found.items()}
+        new = discover(settings, topics, exclude=done)
         if not any(new.values()):
             return None
         options = storage_options(settings)

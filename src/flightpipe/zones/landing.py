@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from operator import attrgetter
@@ -225,7 +225,11 @@ def clear_uncommitted(settings: Settings, topic: str, partition: int, committed:
 
 
 def list_landed_files(
-    settings: Settings, topic: str, *, only_committed: bool = False
+    settings: Settings,
+    topic: str,
+    *,
+    only_committed: bool = False,
+    exclude: Container[str] = frozenset(),
 ) -> list[LandedFile]:
     """Landed files of a topic, by partition and offset.
 
@@ -234,6 +238,8 @@ def list_landed_files(
 
     With ``only_committed`` the files the consumer group has not committed yet are left
     out (they may still be replaced); use it when consumers may be running (follow mode).
+    Files whose ``rel`` is in ``exclude`` are left out before their footer is read: a live
+    zone holds tens of thousands of loaded files, and reading every footer took seconds.
     """
     options = storage.storage_options(settings)
     fs, root = storage.filesystem(topic_dir(settings, topic), options)
@@ -256,11 +262,13 @@ def list_landed_files(
         first, last = int(match.group(1)), int(match.group(2))
         if only_committed and last >= committed.get(partition, -1):
             continue
+        rel = f"{topic_name}/{part_dir}/{name}"
+        if rel in exclude:
+            continue
         try:
             rows = _num_rows(fs, entry)
         except FileNotFoundError:
             continue  # replaced by its partition's new owner while we listed
-        rel = f"{topic_name}/{part_dir}/{name}"
         url = storage.url_of(fs, entry)
         files.append(LandedFile(topic_name, partition, first, last, url, rows, info["size"], rel))
     return sorted(files)
@@ -275,14 +283,22 @@ def _num_rows(fs: Any, path: str) -> int:
 
 
 def discover(
-    settings: Settings, topics: Iterable[str], *, only_committed: bool = True
+    settings: Settings,
+    topics: Iterable[str],
+    *,
+    only_committed: bool = True,
+    exclude: Container[str] = frozenset(),
 ) -> dict[str, list[LandedFile]]:
-    """Landed files per logical topic name, by partition and offset.
+    """Landed files per logical topic name, by partition and offset, without those whose
+    ``rel`` is in ``exclude``.
 
     By default only files the consumer group has committed: those are final, while a file
     past the committed offset may still be replaced by a redelivery.
     """
-    return {t: list_landed_files(settings, t, only_committed=only_committed) for t in topics}
+    return {
+        t: list_landed_files(settings, t, only_committed=only_committed, exclude=exclude)
+        for t in topics
+    }
 
 
 def by_partition(files: Iterable[LandedFile]) -> list[list[LandedFile]]:

@@ -234,7 +234,7 @@ def _wrap(text: str, width: int) -> str:
 # --- diagram 2: the DAGs ------------------------------------------------------------------
 def pipeline_order(dags: Sequence[DagFacts]) -> list[DagFacts]:
     """DAGs in the order data flows through them: by depth in the Asset chain, then id."""
-    # An Asset may have several producers (the warehouse: the class load and the live DAG).
+    # An Asset may have several producers (the warehouse: the class load and the live publish DAG).
     producers: dict[str, set[str]] = {}
     for d in dags:
         for t in d.tasks:
@@ -269,11 +269,19 @@ def _task_attrs(task: TaskFacts) -> dict[str, str]:
     return {"label": label(text), **attrs}
 
 
+# The setting behind each DAG that runs on a timer (the DAG reads it when parsed).
+SCHEDULE_SETTINGS = {
+    "flightpipe_ingest": "FLIGHTPIPE_CYCLE_MINUTES",
+    "flightpipe_live_publish": "FLIGHTPIPE_LIVE_FOLLOW_MINUTES",
+}
+
+
 def _dag_cluster(dot: graphviz.Digraph, dag: DagFacts) -> str:
     """One DAG's box: its trigger, its tasks and their dependencies. Returns the trigger."""
     if dag.schedule_every is not None:
         every = _minutes(dag.schedule_every)
-        schedule = f"cada {every} (FLIGHTPIPE_CYCLE_MINUTES)"
+        setting = SCHEDULE_SETTINGS.get(dag.dag_id)
+        schedule = f"cada {every}" + (f" ({setting})" if setting else "")
         trigger = {"label": f"temporizador\ncada {every}", "shape": "oval", "fillcolor": "#e3f1e3"}
     else:
         schedule = "disparado por Asset"
