@@ -426,7 +426,8 @@ class Recorder:
         self.hold(
             page,
             7,
-            "Cada carga: ficheros nuevos → Dask → staging → upsert → checks → Asset del warehouse.",
+            "Cada carga: ficheros nuevos → Dask → staging → upsert → checks; informes y ML cada"
+            f" {self.settings.live_follow_minutes:g} min.",
             "3",
         )
 
