@@ -1,8 +1,8 @@
 # Demo video: a screen capture of headless Chromium (Playwright) over the stack in live mode,
-# joined by ffmpeg. Included from the Makefile; uses its UV, VENV, FP and $(VENV)/.synced. It
-# starts live mode first (`make up` switches back to class mode); the recorder is the tooling package in tools/ (flightpipe-tools), and the
-# `demo` dependency group adds its browser driver; the browser is the system Chromium
-# (Playwright never downloads one).
+# joined by ffmpeg. Included from the Makefile; uses its UV, VENV, FP and $(VENV)/.synced.
+# It starts live mode first (`make up` switches back to class mode). The recorder is the
+# tooling package in tools/ (flightpipe-tools), and the `demo` dependency group adds its
+# browser driver; the browser is the system Chromium (Playwright never downloads one).
 
 VIDEO_APT := $(if $(filter 0,$(shell id -u)),,sudo )apt-get
 VIDEO_ARGS ?=
