@@ -2,11 +2,11 @@
 
 Live loads come every few seconds. If each one updated the warehouse Asset, the reports and
 ML DAGs would start after every load, and even their runs that do nothing cost a task process
-each: on two cores those took the CPU the next load needed (load average 6–7 and freshness
-p95 34 s, against 2.5 and 9.6 s without them). So in live mode the load does not publish the
-warehouse Asset: ``flightpipe_live_publish``, a DAG that runs every
-``FLIGHTPIPE_LIVE_FOLLOW_MINUTES``, does, and only when a load has finished since the reports
-and the model last started. In class mode every load publishes it, as before.
+each: on two cores those took the CPU the next load needed (``bench/RESULTS.md``, live mode).
+So in live mode the load does not publish the warehouse Asset: ``flightpipe_live_publish``,
+a DAG that runs every ``FLIGHTPIPE_LIVE_FOLLOW_MINUTES``, does, and only when a load has
+finished since the reports and the model last started. In class mode every load publishes it,
+as before.
 
 When the followers last started is read from ``meta.task_runs`` (their timings teardown
 writes it), so the rule needs no state of its own.
