@@ -11,6 +11,10 @@
 4. Through the live Airflow deployment: one-day cycles (``--cycles``, default 3) from
    trigger until the warehouse is published, and one whole-year chain until reports and ML.
 
+When the deployment is in live mode (`make live`), `make bench` measures that instead: its
+freshness and lag for ``--live-minutes`` (default 10), written to ``bench/LIVE.md`` (see
+:mod:`bench.live`).
+
 The load average is recorded before and after every run; a run that starts with the 1-minute
 load average above the core count is marked noisy, and so is the whole benchmark. Writes
 ``bench/results.json`` and ``bench/RESULTS.md``.
@@ -27,7 +31,7 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
-from bench import airflow_cycle, limits, naive
+from bench import airflow_cycle, limits, live, naive
 from bench.common import BENCH_DIR, OUT_DIR, children_log, isolated, machine_facts, say
 from bench.report import history, markdown
 from bench.stages import SPANS, consume_only, run_pipeline
@@ -230,6 +234,17 @@ def _airflow(base: Settings, args: argparse.Namespace, results: dict[str, Any]) 
     results["airflow"] = air
 
 
+def _live_mode(settings: Settings) -> bool:
+    import psycopg
+
+    from flightpipe.live import clock
+
+    try:
+        return clock.mode(settings) == "live"
+    except psycopg.Error:  # no warehouse answering: nothing runs live, the class measures go on
+        return False
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description="flightpipe benchmarks (see bench/README.md)")
     parser.add_argument(
@@ -244,9 +259,17 @@ def main() -> None:
         "--naive-sample", type=int, default=3000, help="Flights the naive run times."
     )
     parser.add_argument("--skip-scaling", action="store_true", help="Leave out 1 and 3 months.")
+    parser.add_argument(
+        "--live-minutes", type=float, default=10.0, help="Live mode: minutes to watch (10)."
+    )
     args = parser.parse_args()
 
     base = Settings()
+    if _live_mode(base):
+        # The class measures need the cores and the replay cursor that live mode is using.
+        say("the deployment is in live mode: measuring its freshness and lag (bench.live)")
+        live.measure(base, args.live_minutes)
+        return
     results: dict[str, Any] = {
         "machine": machine_facts(base),
         "targets": TARGETS,
