@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from bench.common import say
+from bench.common import noisy, say
 from flightpipe.orchestration.airflow_api import DAG_IDS, AirflowApi, AirflowApiError
 from flightpipe.settings import Settings
 from flightpipe.waiting import wait_until
@@ -206,7 +206,7 @@ def one_day_cycle(
             (_ts(ingest["start_date"]) - _queued(ingest)).total_seconds(), 3
         ),
         "load_before": before,
-        "noisy": before[0] > (os.cpu_count() or 1),
+        "noisy": noisy(before),
     }
 
 

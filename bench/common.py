@@ -15,7 +15,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -34,6 +34,12 @@ from flightpipe.warehouse.db import scratch_database
 BENCH_DIR = Path(__file__).resolve().parent
 OUT_DIR = BENCH_DIR / "out"
 _T0 = time.monotonic()
+
+
+def noisy(load: Sequence[float]) -> bool:
+    """A run is noisy when the 1-minute load average (``load[0]``, as from ``os.getloadavg``)
+    at its start exceeds the core count: other work then shares the cores it measures."""
+    return load[0] > (os.cpu_count() or 1)
 
 
 def say(message: str) -> None:

@@ -32,7 +32,7 @@ from collections.abc import Callable
 from typing import Any
 
 from bench import airflow_cycle, limits, live, naive
-from bench.common import BENCH_DIR, OUT_DIR, children_log, isolated, machine_facts, say
+from bench.common import BENCH_DIR, OUT_DIR, children_log, isolated, machine_facts, noisy, say
 from bench.report import history, markdown
 from bench.stages import SPANS, consume_only, run_pipeline
 from flightpipe.settings import Settings
@@ -52,10 +52,6 @@ TARGETS = {
 
 def load_average() -> list[float]:
     return [round(x, 2) for x in os.getloadavg()]
-
-
-def noisy(load: list[float]) -> bool:
-    return load[0] > (os.cpu_count() or 1)
 
 
 def _try(errors: list[str], what: str, measure: Callable[[], Any]) -> Any:
