@@ -22,8 +22,8 @@ from bench.common import OUT_DIR, children_log, isolated, say
 from flightpipe.ingest import ROLES
 from flightpipe.ingest.consume import consume_member, snapshot
 from flightpipe.ingest.produce import produce_all, produce_role
+from flightpipe.replay import ReplaySlice
 from flightpipe.settings import Settings
-from flightpipe.source import ReplaySlice
 from flightpipe.warehouse.load import load
 
 

@@ -19,8 +19,8 @@ from bench.common import say, stage
 from flightpipe import pipeline
 from flightpipe.ingest import procs
 from flightpipe.ingest.topics import delete_consumer_group
+from flightpipe.replay import ReplaySlice
 from flightpipe.settings import Settings
-from flightpipe.source import ReplaySlice
 
 # Scaling points: months of 2013 replayed from January 1st (None = the whole year, as the
 # `whole_year` ingest does).
@@ -97,7 +97,7 @@ def consume_only(settings: Settings) -> dict[str, Any]:
         plan = pipeline.plan_slice(whole_year=True, settings=alone)
         started = time.perf_counter()
         members = [
-            procs.spawn_task(alone, "consume", member=i, replay=plan)
+            procs.spawn_task(alone, "consume", member=i, members=alone.consumers, replay=plan)
             for i in range(alone.consumers)
         ]
         snapshot = pipeline.snapshot_offsets(plan, alone)

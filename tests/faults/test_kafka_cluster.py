@@ -24,7 +24,7 @@ import pytest
 from confluent_kafka.admin import ConfigResource, ResourceType
 
 from flightpipe.ingest import ROLES, kafka_clients
-from flightpipe.ingest.produce import role_events, send
+from flightpipe.ingest.produce import role_outboxes, send
 from flightpipe.ingest.topics import end_offsets, ensure_topics, topic_specs
 from flightpipe.settings import KAFKA_PORT_STEP, Settings
 from flightpipe.stack import health, kafka, kafka_status
@@ -134,7 +134,7 @@ def test_broker_killed_while_producing_loses_nothing(cluster: Cluster, nyc: Any)
     settings = cluster.settings
     ensure_topics(settings)
     _assert_replicated(settings)
-    batches = [batch for role in ROLES for batch in role_events(settings, role, None)]
+    batches = [box for role in ROLES for box in role_outboxes(settings, role, None)]
     victim = _leader_of_first_flights_partition(settings)
 
     killer = threading.Timer(KILL_AFTER, cluster.kill, args=(victim,))
@@ -156,7 +156,7 @@ def test_broker_killed_while_producing_loses_nothing(cluster: Cluster, nyc: Any)
     )
 
     assert result.failed == 0, result.first_error
-    assert result.delivered == result.produced == sum(len(events) for _, events in batches)
+    assert result.delivered == result.produced == sum(map(len, batches))
     assert sum(end_offsets(settings, "flights").values()) == len(nyc.flights) == 336_776
     assert sum(end_offsets(settings, "weather").values()) == len(nyc.weather)
 

@@ -26,8 +26,8 @@ from flightpipe import source
 from flightpipe.contract.events import flight_key
 from flightpipe.ingest.consume import consume_member, snapshot
 from flightpipe.ingest.topics import dlq_topic, ensure_topics
+from flightpipe.replay import ReplaySlice
 from flightpipe.settings import Settings
-from flightpipe.source import ReplaySlice
 from flightpipe.warehouse.db import scratch_database
 from flightpipe.warehouse.load import load
 

@@ -37,8 +37,8 @@ from flightpipe.ingest.consume import consume_group
 from flightpipe.ingest.produce import produce_all
 from flightpipe.ingest.topics import ensure_topics
 from flightpipe.live import clock
+from flightpipe.replay import ReplaySlice
 from flightpipe.settings import Settings
-from flightpipe.source import ReplaySlice
 from flightpipe.stack.health import probe_dashboard
 from flightpipe.waiting import wait_until
 from flightpipe.warehouse.db import connect

@@ -26,8 +26,8 @@ from flightpipe.ingest import FLIGHT_ROLES, kafka_clients, procs
 from flightpipe.ingest.consume import consume_group, member_args, snapshot
 from flightpipe.ingest.produce import produce_all, produce_role, role_args
 from flightpipe.ingest.topics import INPUT_TOPICS, delete_topics, ensure_topics
+from flightpipe.replay import ReplaySlice
 from flightpipe.settings import Settings
-from flightpipe.source import ReplaySlice
 from flightpipe.waiting import poll, wait_until
 from flightpipe.zones.landing import (
     committed_offsets,

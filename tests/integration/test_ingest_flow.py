@@ -27,8 +27,8 @@ from flightpipe.ingest.topics import (
     ensure_topics,
 )
 from flightpipe.orchestration import stops
+from flightpipe.replay import ReplaySlice
 from flightpipe.settings import Settings
-from flightpipe.source import ReplaySlice
 from flightpipe.waiting import wait_until
 from flightpipe.warehouse.db import connect
 from flightpipe.zones.landing import list_landed_files, read_landed
@@ -98,7 +98,9 @@ def test_members_stop_at_the_snapshot_they_learn_while_running(pipe: Settings, n
     expected = flight_keys(f[(f.origin == "EWR") & (f.month == 1) & (f.day == 1)])
     plan = pipeline.plan_slice(start="2013-01-01", days=1, settings=pipe)
     produce_role("flights-EWR", jan1, settings=pipe)
-    members = [procs.spawn_task(pipe, "consume", member=i, replay=plan) for i in range(2)]
+    members = [
+        procs.spawn_task(pipe, "consume", member=i, members=2, replay=plan) for i in range(2)
+    ]
     try:
         # The members are running and have landed January 1st before they know the end.
         wait_until(

@@ -36,8 +36,8 @@ from flightpipe.ingest.topics import end_offsets, ensure_topics
 from flightpipe.live import clock, notices
 from flightpipe.live.clock import LiveModeError
 from flightpipe.orchestration import cursor
+from flightpipe.replay import ReplaySlice
 from flightpipe.settings import Settings
-from flightpipe.source import ReplaySlice
 from flightpipe.waiting import wait_until
 from flightpipe.warehouse.db import connect
 

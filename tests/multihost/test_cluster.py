@@ -126,6 +126,7 @@ def _start_services(cluster: fc.Cluster) -> None:
         postgres.bootstrap(pg, cluster.superuser_password)
     env = cluster.airflow_environment()
     airflow_env.write_passwords_file(cluster.client_settings("airflow"))
+    airflow_env.write_local_settings(cluster.client_settings("airflow"))
     migrate = cluster.start(
         "airflow", "airflow-db-migrate", fc.airflow_command("db", "migrate"), env=env
     )

@@ -194,7 +194,7 @@ def test_good_input_still_reaches_the_command(no_command_runs: None) -> None:
 
 
 def test_data_year_is_the_source_year() -> None:
-    from flightpipe.source import YEAR
+    from flightpipe.replay import YEAR
 
     assert DATA_YEAR == YEAR
 

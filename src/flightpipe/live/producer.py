@@ -14,7 +14,6 @@ from dataclasses import asdict, dataclass
 from datetime import date, datetime, timedelta
 from typing import Any, Final
 
-import msgspec
 from confluent_kafka import Producer
 
 from flightpipe.ingest import kafka_clients
@@ -23,13 +22,14 @@ from flightpipe.ingest.produce import (
     Delivery,
     canonical_role,
     producer_id,
-    role_events,
+    role_outboxes,
 )
 from flightpipe.ingest.topics import IngestError, ensure_topics
+from flightpipe.ingest.wire import event_time
 from flightpipe.live import clock as replay
 from flightpipe.orchestration.cursor import LAST_DAY
+from flightpipe.replay import ReplaySlice
 from flightpipe.settings import Settings
-from flightpipe.source import ReplaySlice
 
 log = logging.getLogger(__name__)
 
@@ -56,16 +56,16 @@ class _Sender:
 
     def __init__(self, settings: Settings, role: str) -> None:
         self.role = role
-        self.producer: Producer = kafka_clients.producer(settings, producer_id(role), **LIVE_TUNING)
         self.delivery = Delivery()
-        self.encode = msgspec.json.Encoder().encode
+        self.producer: Producer = kafka_clients.producer(
+            settings, producer_id(role), **LIVE_TUNING, **self.delivery.config()
+        )
         self.sent = 0
 
-    def send(self, topic: str, event: Any) -> None:
-        key, value = event.key().encode(), self.encode(event)
+    def send(self, topic: str, key: bytes, value: bytes) -> None:
         while True:
             try:
-                self.producer.produce(topic, value, key, on_delivery=self.delivery)
+                self.producer.produce(topic, value, key)
                 break
             except BufferError:
                 self.producer.poll(0.05)
@@ -111,15 +111,18 @@ def run_role(
 
 def _send_day(settings: Settings, sender: _Sender, day: date, since: datetime, stop: Stop) -> bool:
     """Send ``day``'s events from ``since`` as the clock reaches them; True if all were sent."""
-    batches = role_events(settings, sender.role, ReplaySlice(day, 1))
     # Flights and weather events carry their event time (the paced roles' events do).
-    timed = [(topic, event, event.event_time) for topic, events in batches for event in events]  # type: ignore[attr-defined]
-    pending = [item for item in timed if item[2] >= since]
-    pending.sort(key=lambda item: item[2])
+    pending = [
+        (box.topic, key, value, event_time(ms))
+        for box in role_outboxes(settings, sender.role, ReplaySlice(day, 1))
+        for key, value, ms in zip(box.keys, box.values, box.event_ms, strict=True)
+    ]
+    pending = [item for item in pending if item[3] >= since]
+    pending.sort(key=lambda item: item[3])
     day_end = replay.day_start(day + timedelta(days=1))
     clock = _live_clock(settings)
     last_record = time.monotonic()
-    for topic, event, at in pending:
+    for topic, key, value, at in pending:
         if stop():  # also when behind the clock, where there is no wait to check it in
             _record(settings, sender, at)
             return False
@@ -130,7 +133,7 @@ def _send_day(settings: Settings, sender: _Sender, day: date, since: datetime, s
             sender.producer.poll(min(delay, 0.25))
             if time.monotonic() - last_record >= PROGRESS_EVERY:
                 clock, last_record = _record(settings, sender, at), time.monotonic()
-        sender.send(topic, event)
+        sender.send(topic, key, value)
     while (delay := clock.wall_seconds_until(day_end)) > 0:
         if stop():
             _record(settings, sender, day_end)
@@ -163,9 +166,9 @@ def _live_clock(settings: Settings) -> replay.Clock:
 
 def _send_reference(settings: Settings, sender: _Sender, stop: Stop) -> LiveResult:
     """Reference tables are small and compacted: sent once, then kept current by Kafka."""
-    for topic, events in role_events(settings, sender.role, None):
-        for event in events:
-            sender.send(topic, event)
+    for box in role_outboxes(settings, sender.role, None):
+        for key, value in zip(box.keys, box.values, strict=True):
+            sender.send(box.topic, key, value)
     sender.flush()
     log.info("%s: %d reference events sent", sender.role, sender.sent)
     while not stop():

@@ -121,6 +121,30 @@ def write_passwords_file(settings: Settings) -> None:
     write_private(home / "passwords.json", json.dumps(passwords))
 
 
+LOCAL_SETTINGS = '''\
+"""Written by flightpipe (stack/airflow_env.py); each Airflow process imports it.
+
+In the scheduler, whose LocalExecutor forks every task process, it imports the modules the
+pipeline's tasks need, once: each task then starts with them (see flightpipe.preload).
+"""
+
+from flightpipe.preload import in_airflow_process as _preload
+
+# Airflow copies the public names of this module into its settings: keep none.
+__all__: list[str] = []
+
+_preload()
+'''
+
+
+def write_local_settings(settings: Settings) -> Path:
+    """``airflow_local_settings.py`` in the config folder Airflow puts on its path."""
+    path = airflow_home(settings) / "config" / "airflow_local_settings.py"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(LOCAL_SETTINGS, encoding="utf-8")
+    return path
+
+
 def write_env_file(settings: Settings, env: dict[str, str]) -> Path:
     """A sourceable file, so `airflow ...` commands can be run by hand against this stack."""
     path = settings.run_dir / "airflow.env"

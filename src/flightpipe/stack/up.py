@@ -112,6 +112,7 @@ def up(log: Log = print) -> UpResult:
         supervisor.start(settings, *others)
     if settings.local_airflow:
         airflow_env.write_passwords_file(settings)
+        airflow_env.write_local_settings(settings)
         airflow_env.write_env_file(settings, env)
         airflow_env.migrate_db(settings, env)
         supervisor.start(settings, *[n for n in names if n.startswith("airflow")])

@@ -348,15 +348,9 @@ def _schemas_from_migrations() -> list[str]:
 
 
 def _role_topics(role: str) -> list[str]:
-    # Mirrors flightpipe.ingest.produce.role_events, which builds the events themselves.
-    from flightpipe.contract import REFERENCE_TOPICS
-    from flightpipe.ingest import FLIGHT_ROLES
+    from flightpipe.ingest.wire import role_topics
 
-    if role in FLIGHT_ROLES:
-        return ["flights"]
-    if role == "reference":
-        return list(REFERENCE_TOPICS)
-    return [role]
+    return list(role_topics(role))
 
 
 def _topic_label(spec: TopicSpec) -> str:
