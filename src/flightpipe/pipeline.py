@@ -114,13 +114,14 @@ def check_landing(
     """The group committed up to the snapshot, and every record read was landed or
     dead-lettered; raises otherwise."""
     from flightpipe.ingest.consume import decode_snapshot
-    from flightpipe.ingest.topics import IngestError, committed_offsets
+    from flightpipe.ingest.topics import IngestError, committed_offsets_of
 
     settings = _settings(settings)
     until = decode_snapshot(snapshot["snapshot"])
     behind = {}
+    every = committed_offsets_of(settings, until)
     for topic, ends in until.items():
-        committed = committed_offsets(settings, topic)
+        committed = every[topic]
         for partition, end in ends.items():
             if committed.get(partition, -1) < end:
                 behind[f"{topic}[{partition}]"] = (committed.get(partition, -1), end)

@@ -48,9 +48,13 @@ def import_modules(modules: Iterable[str]) -> None:
 
 def in_airflow_process(argv: Sequence[str] = sys.argv) -> None:
     """Called as each Airflow process starts (``airflow_local_settings``); in the scheduler
-    (``airflow scheduler``), import what the tasks it will fork need."""
+    (``airflow scheduler``), import what the tasks it will fork need, and fill the caches
+    every transform fills (pure functions of the code: the same in every task)."""
     if len(argv) < 2 or argv[1] != "scheduler":
         return
     started = time.perf_counter()
     import_modules(TASKS)
+    from flightpipe.transform.clean import warm_caches
+
+    warm_caches()
     log.info("flightpipe: task modules imported in %.1f s", time.perf_counter() - started)

@@ -532,12 +532,48 @@ def test_checks_catch_orphans_and_duplicates(loaded: LoadResult, wh: Settings) -
     assert checks.failures(checks.check_warehouse(wh, record=False)) == []
 
 
+def test_enforced_keys_are_not_scanned_and_unenforced_ones_are(
+    loaded: LoadResult, wh: Settings
+) -> None:
+    with psycopg.connect(wh.warehouse_dsn) as conn:
+        trusted = {r.name: r for r in checks.run_checks(conn)}
+        assert trusted["orphan_fk.fact_flight.plane_key"].details == {
+            "enforced_by": "fact_flight_plane_key_fkey"
+        }
+        assert trusted["duplicate_natural_key.fact_flight"].details == {
+            "enforced_by": "dw.fact_flight_natural_key"
+        }
+        # An orphan slipped in while the key was off, the key back as NOT VALID: not
+        # enforced for the rows already there, so the check scans and finds it.
+        conn.execute("ALTER TABLE dw.fact_flight DROP CONSTRAINT fact_flight_plane_key_fkey")
+        conn.execute(
+            "UPDATE dw.fact_flight SET plane_key = 987654"
+            " WHERE flight_key = (SELECT max(flight_key) FROM dw.fact_flight)"
+        )
+        conn.execute(
+            "ALTER TABLE dw.fact_flight ADD CONSTRAINT fact_flight_plane_key_fkey"
+            " FOREIGN KEY (plane_key) REFERENCES dw.dim_plane (plane_key) NOT VALID"
+        )
+        found = {r.name: r for r in checks.run_checks(conn)}
+        conn.rollback()
+    orphan = found["orphan_fk.fact_flight.plane_key"]
+    assert not orphan.passed and orphan.observed == 1
+    # Every other key is still enforced and not scanned.
+    assert found["orphan_fk.fact_flight.airline_key"].details == {
+        "enforced_by": "fact_flight_airline_key_fkey"
+    }
+    with psycopg.connect(wh.warehouse_dsn) as conn:
+        audit = {r.name: r for r in checks.run_checks(conn, scan=True)}
+        conn.rollback()
+    assert all(r.passed and r.details == {} for n, r in audit.items() if "_fk." in n)
+
+
 def test_failed_check_rolls_the_load_back(
     loaded: LoadResult, wh: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     before = checksum(wh)
     broken = [checks.CheckResult("orphan_fk.always_broken", False, 1, 0)]
-    monkeypatch.setattr(checks, "_orphans", lambda cur, batch_id=None: broken)
+    monkeypatch.setattr(checks, "_orphans", lambda cur, batch_id=None, scan=False: broken)
     with pytest.raises(checks.DataCheckError, match="always_broken"):
         load(wh, force=True, topics=["airlines"])
     status = query(

@@ -42,7 +42,7 @@ from confluent_kafka import (
 from flightpipe.contract.events import Event, event_type
 from flightpipe.ingest import BATCH_MESSAGES, kafka_clients, procs
 from flightpipe.ingest.kafka_clients import ADMIN_TIMEOUT
-from flightpipe.ingest.topics import INPUT_TOPICS, IngestError, dlq_topic, watermarks
+from flightpipe.ingest.topics import INPUT_TOPICS, IngestError, dlq_topic, watermarks_of
 from flightpipe.settings import Settings, get_settings
 from flightpipe.zones.landing import build_table, clear_uncommitted, land_batch
 
@@ -68,11 +68,10 @@ def snapshot(
     member: what arrives later is the next run's.
     """
     settings = settings or get_settings()
-    result: dict[str, dict[int, int]] = {}
-    for topic in topics:
-        marks = watermarks(settings, topic)
-        result[topic] = {p: high for p, (low, high) in marks.items() if high > low}
-    return result
+    return {
+        topic: {p: high for p, (low, high) in marks.items() if high > low}
+        for topic, marks in watermarks_of(settings, topics).items()
+    }
 
 
 def consumer_tuning(settings: Settings, member: str, static: bool = False) -> dict[str, Any]:

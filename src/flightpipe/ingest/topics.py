@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -194,10 +195,24 @@ def _offsets_consumer(settings: Settings) -> Consumer:
 
 def watermarks(settings: Settings, topic: str) -> dict[int, tuple[int, int]]:
     """Partition -> (low, high) watermarks of a topic given without its prefix."""
-    full = full_name(settings, topic)
+    return watermarks_of(settings, [topic])[topic]
+
+
+def watermarks_of(
+    settings: Settings, topics: Iterable[str]
+) -> dict[str, dict[int, tuple[int, int]]]:
+    """:func:`watermarks` of several topics, through one client."""
     consumer = _offsets_consumer(settings)
     try:
-        return {p: _watermark(consumer, full, p) for p in partitions_of(settings, full)}
+        meta = consumer.list_topics(timeout=ADMIN_TIMEOUT).topics
+        out = {}
+        for topic in topics:
+            full = full_name(settings, topic)
+            found = meta.get(full)
+            if found is None or found.error is not None:
+                raise IngestError(f"topic {full} not found at {settings.kafka_bootstrap}")
+            out[topic] = {p: _watermark(consumer, full, p) for p in sorted(found.partitions)}
+        return out
     finally:
         consumer.close()
 
@@ -237,13 +252,28 @@ def committed_offsets(settings: Settings, topic: str) -> dict[int, int]:
     ``topic`` is given without its prefix. Reconciliation: once a batch run is over,
     committed == end offset, and ``end - low`` = landed rows + DLQ messages (+ compaction).
     """
-    full = full_name(settings, topic)
+    return committed_offsets_of(settings, [topic])[topic]
+
+
+def committed_offsets_of(settings: Settings, topics: Iterable[str]) -> dict[str, dict[int, int]]:
+    """:func:`committed_offsets` of several topics, with one client and one request each
+    for their partitions and their offsets."""
+    names = {topic: full_name(settings, topic) for topic in topics}
     consumer = _offsets_consumer(settings)
     try:
-        tps = [TopicPartition(full, p) for p in partitions_of(settings, full)]
-        return {tp.partition: max(tp.offset, -1) for tp in _committed(consumer, tps)}
+        meta = consumer.list_topics(timeout=ADMIN_TIMEOUT).topics
+        tps = []
+        for full in names.values():
+            found = meta.get(full)
+            if found is None or found.error is not None:
+                raise IngestError(f"topic {full} not found at {settings.kafka_bootstrap}")
+            tps += [TopicPartition(full, p) for p in sorted(found.partitions)]
+        offsets: dict[str, dict[int, int]] = {full: {} for full in names.values()}
+        for tp in _committed(consumer, tps) if tps else []:
+            offsets[tp.topic][tp.partition] = max(tp.offset, -1)
     finally:
         consumer.close()
+    return {topic: offsets[full] for topic, full in names.items()}
 
 
 def _committed(consumer: Consumer, tps: list[TopicPartition]) -> list[TopicPartition]:

@@ -159,6 +159,10 @@ def configure_server(settings: Settings, pgdata: Path, sock: Path) -> None:
             "work_mem = '32MB'\n"
             "maintenance_work_mem = '256MB'\n"
             "max_wal_size = '2GB'\n"
+            # No replica or archive reads this log: a table the load creates or truncates
+            # in its transaction is then written without WAL and synced once at commit.
+            "wal_level = minimal\n"
+            "max_wal_senders = 0\n"
             "max_connections = 100\n"
             "logging_collector = off\n"
         )

@@ -95,9 +95,52 @@ def _scalar(cur: psycopg.Cursor[Any], query: sql.Composed | str, params: Any = N
     return None if row is None else row[0]
 
 
-def _orphans(cur: psycopg.Cursor[Any], batch_id: int | None = None) -> list[CheckResult]:
+# Enforced foreign keys of dw: validated, with every referential trigger enabled.
+_ENFORCED_FKS: Final = """
+SELECT c.conname, src.relname, a.attname, dst.relname, b.attname
+FROM pg_constraint AS c
+JOIN pg_class AS src ON src.oid = c.conrelid
+JOIN pg_class AS dst ON dst.oid = c.confrelid
+JOIN pg_attribute AS a ON a.attrelid = c.conrelid AND a.attnum = c.conkey[1]
+JOIN pg_attribute AS b ON b.attrelid = c.confrelid AND b.attnum = c.confkey[1]
+WHERE c.contype = 'f' AND c.convalidated AND cardinality(c.conkey) = 1
+  AND src.relnamespace = 'dw'::regnamespace AND dst.relnamespace = 'dw'::regnamespace
+  AND NOT EXISTS (SELECT 1 FROM pg_trigger AS t
+                  WHERE t.tgconstraint = c.oid AND t.tgenabled = 'D')
+"""
+# Unique indexes of dw that hold: valid, whole-table, on plain columns.
+_UNIQUE_INDEXES: Final = """
+SELECT i.indexrelid::regclass::text, t.relname,
+       array(SELECT a.attname FROM pg_attribute AS a
+             WHERE a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey))
+FROM pg_index AS i
+JOIN pg_class AS t ON t.oid = i.indrelid
+WHERE i.indisunique AND i.indisvalid AND i.indisready AND i.indpred IS NULL
+  AND i.indexprs IS NULL AND t.relnamespace = 'dw'::regnamespace
+"""
+
+
+def _enforced_fks(cur: psycopg.Cursor[Any]) -> dict[tuple[str, str, str, str], str]:
+    """(table, column, dimension, key) -> name of the constraint that enforces it."""
+    cur.execute(_ENFORCED_FKS)
+    return {(t, c, d, k): name for name, t, c, d, k in cur.fetchall()}
+
+
+def _unique_keys(cur: psycopg.Cursor[Any]) -> dict[tuple[str, frozenset[str]], str]:
+    """(table, columns) -> name of a unique index that holds them."""
+    cur.execute(_UNIQUE_INDEXES)
+    return {(t, frozenset(cols)): name for name, t, cols in cur.fetchall()}
+
+
+def _orphans(
+    cur: psycopg.Cursor[Any], batch_id: int | None = None, *, scan: bool = False
+) -> list[CheckResult]:
     """Fact rows whose dimension member is missing; one scan per fact table (each
     dimension's keys hashed once).
+
+    A foreign key PostgreSQL enforces (validated, its triggers enabled) needs no scan: it
+    cannot be broken. The scan is for the ones that are not: dropped, disabled or added
+    ``NOT VALID`` by hand, or ``scan`` (an audit that trusts no constraint).
 
     With ``batch_id``, only the rows that batch inserted or changed: still complete, because
     a row no load touched since its own checks passed can only become an orphan if its
@@ -107,8 +150,20 @@ def _orphans(cur: psycopg.Cursor[Any], batch_id: int | None = None) -> list[Chec
     """
     results = []
     scope = _ALL_ROWS if batch_id is None else _BATCH_ROWS
+    enforced = {} if scan else _enforced_fks(cur)
     for table in dict.fromkeys(t for t, *_ in FOREIGN_KEYS):
-        fks = [(c, d, k) for t, c, d, k in FOREIGN_KEYS if t == table]
+        fks = []
+        for t, c, d, k in FOREIGN_KEYS:
+            constraint = enforced.get((t, c, d, k))
+            if t != table:
+                continue
+            if constraint is None:
+                fks.append((c, d, k))
+            else:
+                held = {"enforced_by": constraint}
+                results.append(CheckResult(f"orphan_fk.{table}.{c}", True, 0, 0, held))
+        if not fks:
+            continue
         counts = sql.SQL(", ").join(
             sql.SQL(
                 "count(*) FILTER (WHERE f.{c} IS NOT NULL"
@@ -151,8 +206,11 @@ def estimate(cur: psycopg.Cursor[Any], table: str) -> int:
     return int(n or 0)
 
 
-def _duplicates(cur: psycopg.Cursor[Any], batch_id: int | None = None) -> list[CheckResult]:
-    """Natural keys held by more than one row.
+def _duplicates(
+    cur: psycopg.Cursor[Any], batch_id: int | None = None, *, scan: bool = False
+) -> list[CheckResult]:
+    """Natural keys held by more than one row; none to look for where a valid unique index
+    holds the key (unless ``scan``).
 
     With ``batch_id``, the facts only look at the natural keys of the rows that batch
     inserted or changed (against the whole table): a duplicate pair the batch did not touch
@@ -161,7 +219,14 @@ def _duplicates(cur: psycopg.Cursor[Any], batch_id: int | None = None) -> list[C
     complete. Dimensions are small and always checked whole (dim_date has no load batch).
     """
     results = []
+    unique = {} if scan else _unique_keys(cur)
     for table, keys in NATURAL_KEYS:
+        index = unique.get((table, frozenset(keys)))
+        if index is not None:
+            results.append(
+                CheckResult(f"duplicate_natural_key.{table}", True, 0, 0, {"enforced_by": index})
+            )
+            continue
         cols = sql.SQL(", ").join(sql.Identifier(k) for k in keys)
         scoped = (
             batch_id is not None
@@ -232,7 +297,11 @@ def _reconcile(cur: psycopg.Cursor[Any], batch_id: int) -> list[CheckResult]:
 
 
 def run_checks(
-    conn: psycopg.Connection[Any], batch_id: int | None = None, *, reconcile: bool = True
+    conn: psycopg.Connection[Any],
+    batch_id: int | None = None,
+    *,
+    reconcile: bool = True,
+    scan: bool = False,
 ) -> list[CheckResult]:
     """Every check on ``conn`` (inside the caller's transaction); never raises on failure.
 
@@ -240,11 +309,16 @@ def run_checks(
     the rows that batch inserted or changed (see :func:`_orphans`, :func:`_duplicates` for
     why that is complete) and the batch's counts are reconciled against the staging tables.
     With ``batch_id`` alone, row-level rules look at that batch's rows and the rest at the
-    whole warehouse; without, the whole warehouse is checked.
+    whole warehouse; without, the whole warehouse is checked. Foreign keys and natural keys
+    that PostgreSQL enforces are not scanned for, unless ``scan``.
     """
     scoped = batch_id if reconcile else None
     with conn.cursor() as cur:
-        results = _orphans(cur, scoped) + _duplicates(cur, scoped) + _rules(cur, batch_id)
+        results = (
+            _orphans(cur, scoped, scan=scan)
+            + _duplicates(cur, scoped, scan=scan)
+            + _rules(cur, batch_id)
+        )
         if batch_id is not None and reconcile:
             results += _reconcile(cur, batch_id)
     return results
@@ -274,16 +348,18 @@ def check_warehouse(
     *,
     record: bool = True,
     raise_on_failure: bool = True,
+    scan: bool = False,
 ) -> list[CheckResult]:
     """Check the warehouse (row rules limited to ``batch_id``'s rows if given); store the
     results in meta.check_results; raise :class:`DataCheckError` if anything is broken.
+    ``scan``: look for orphans and duplicate keys even where constraints rule them out.
 
     Every load already ran the full set, batch reconciliation included, inside its own
     transaction; this is the on-demand (CLI, DAG) check of the committed state.
     """
     settings = settings or get_settings()
     with connect(settings, "loader") as conn:
-        results = run_checks(conn, batch_id, reconcile=False)
+        results = run_checks(conn, batch_id, reconcile=False, scan=scan)
         if record:
             record_checks(conn, results, batch_id)
         conn.commit()

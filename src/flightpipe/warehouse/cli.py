@@ -59,11 +59,18 @@ def load(
 
 
 @app.command()
-def check() -> None:
+def check(
+    scan: bool = typer.Option(
+        False,
+        "--scan",
+        help="Also scan for orphans and duplicate keys where constraints rule them out "
+        "(an audit that trusts no constraint).",
+    ),
+) -> None:
     """Run the data checks on the whole warehouse and store the results; exit 2 if broken."""
     from flightpipe.warehouse.checks import check_warehouse
 
-    results = check_warehouse(get_settings(), raise_on_failure=False)
+    results = check_warehouse(get_settings(), raise_on_failure=False, scan=scan)
     table = Table(title="data checks")
     table.add_column("check")
     table.add_column("result")

@@ -209,8 +209,10 @@ def _drop_fk_and_indexes(cur: psycopg.Cursor[Any], table: str) -> None:
     ml.predictions references) and plain indexes until :func:`_restore_fk_and_indexes`.
     Re-adding a unique constraint checks the natural key over the whole table in one index
     build. The DDL runs as the table's owner inside a function (migration 0020): the loader
-    itself may not alter dw tables."""
+    itself may not alter dw tables. An empty table also gets a new file (migration 0045),
+    which the server then fills without write-ahead logging when ``wal_level`` is minimal."""
     cur.execute("SELECT dw.bulk_drop_indexes(%s)", [table])
+    cur.execute("SELECT dw.bulk_fresh_storage(%s)", [table])
 
 
 def _restore_fk_and_indexes(cur: psycopg.Cursor[Any], table: str) -> None:

@@ -34,7 +34,12 @@ import pyarrow.parquet as pq
 
 from flightpipe import storage
 from flightpipe.contract.events import Event, field_kinds
-from flightpipe.ingest.topics import committed_offsets, end_offsets, full_name
+from flightpipe.ingest.topics import (
+    committed_offsets,
+    committed_offsets_of,
+    end_offsets,
+    full_name,
+)
 from flightpipe.settings import Settings
 from flightpipe.storage import fsync_path
 from flightpipe.transform import read
@@ -218,6 +223,7 @@ def list_landed_files(
     *,
     only_committed: bool = False,
     exclude: Container[str] = frozenset(),
+    committed: Mapping[int, int] | None = None,
 ) -> list[LandedFile]:
     """Landed files of a topic, by partition and offset.
 
@@ -228,6 +234,7 @@ def list_landed_files(
     out (they may still be replaced); use it when consumers may be running (follow mode).
     Files whose ``rel`` is in ``exclude`` are left out before their footer is read: a live
     zone holds tens of thousands of loaded files, and reading every footer took seconds.
+    ``committed``: the group's offsets when the caller has them already.
     """
     options = storage.storage_options(settings)
     fs, root = storage.filesystem(topic_dir(settings, topic), options)
@@ -237,7 +244,9 @@ def list_landed_files(
         return []
     if not found:
         return []
-    committed = committed_offsets(settings, topic) if only_committed else {}
+    if only_committed and committed is None:
+        committed = committed_offsets(settings, topic)
+    committed = committed or {}
     topic_name = root.rstrip("/").rsplit("/", 1)[-1]
     files = []
     for entry, info in found.items():
@@ -283,8 +292,12 @@ def discover(
     By default only files the consumer group has committed: those are final, while a file
     past the committed offset may still be replaced by a redelivery.
     """
+    topics = list(topics)
+    committed = committed_offsets_of(settings, topics) if only_committed else {}
     return {
-        t: list_landed_files(settings, t, only_committed=only_committed, exclude=exclude)
+        t: list_landed_files(
+            settings, t, only_committed=only_committed, exclude=exclude, committed=committed.get(t)
+        )
         for t in topics
     }
 

@@ -27,8 +27,8 @@ BEGIN
             GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO flightpipe_loader;
         ALTER DEFAULT PRIVILEGES IN SCHEMA staging, dw, meta
             GRANT USAGE, SELECT ON SEQUENCES TO flightpipe_loader;
-        GRANT EXECUTE ON FUNCTION dw.bulk_drop_indexes(text), dw.bulk_restore_indexes(text)
-            TO flightpipe_loader;
+        GRANT EXECUTE ON FUNCTION dw.bulk_drop_indexes(text), dw.bulk_restore_indexes(text),
+            dw.bulk_fresh_storage(text) TO flightpipe_loader;
     END IF;
 
     IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'flightpipe_ml') THEN

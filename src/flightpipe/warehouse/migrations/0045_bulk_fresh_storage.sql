@@ -1,0 +1,37 @@
+-- A bulk load into an empty fact table starts it on a new, empty file (TRUNCATE). On a
+-- server with wal_level = minimal (the local stack's), rows written to a file created in the
+-- same transaction skip the write-ahead log and the file is synced once at commit: the
+-- first load of a year writes its facts and their indexes about twice as fast. On any other
+-- server it changes nothing. As for the other bulk functions, the DDL runs as the owner.
+-- depends: 0040_live_replay
+
+CREATE FUNCTION dw.bulk_fresh_storage(fact text) RETURNS boolean
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    target regclass;
+    tables text[];
+    found boolean;
+    t text;
+BEGIN
+    IF fact NOT IN ('fact_flight', 'fact_weather_hourly') THEN
+        RAISE EXCEPTION 'bulk mode is for the fact tables only, not %', fact;
+    END IF;
+    target := format('dw.%I', fact)::regclass;
+    -- The tables that reference it (ml.predictions) go with it: TRUNCATE refuses otherwise.
+    tables := array(SELECT DISTINCT c.conrelid::regclass::text FROM pg_constraint AS c
+                    WHERE c.confrelid = target AND c.contype = 'f' AND c.conrelid <> target);
+    tables := array_prepend(target::text, tables);
+    -- Only when every one of them is empty: nothing is ever removed here.
+    FOREACH t IN ARRAY tables LOOP
+        EXECUTE format('SELECT EXISTS (SELECT 1 FROM %s)', t) INTO found;
+        IF found THEN
+            RETURN false;
+        END IF;
+    END LOOP;
+    EXECUTE format('TRUNCATE %s', array_to_string(tables, ', '));
+    RETURN true;
+END
+$$;
+COMMENT ON FUNCTION dw.bulk_fresh_storage(text) IS 'Bulk load: when a dw fact table and every table that references it are empty, TRUNCATE them so the load writes to new files (no WAL under wal_level = minimal); returns whether it did.';
+
+REVOKE ALL ON FUNCTION dw.bulk_fresh_storage(text) FROM PUBLIC;
