@@ -34,10 +34,9 @@ import duckdb
 import pyarrow as pa
 
 from bench.common import OUT_DIR, children_log, isolated, say
+from flightpipe import pipeline
 from flightpipe.contract import SOURCE, TOPICS, entity
 from flightpipe.contract.events import ClockHHMM
-from flightpipe.ingest.consume import consume_group, snapshot
-from flightpipe.ingest.produce import produce_all
 from flightpipe.settings import Settings
 from flightpipe.transform import clean, graph
 from flightpipe.transform.client import dask_client
@@ -562,14 +561,13 @@ def compare_with_dask(settings: Settings, client: Any = None) -> dict[str, Any]:
 
 
 def _land_year(settings: Settings) -> int:
-    """Produce the whole year and consume it into the landing zone, as bench/stages.py."""
-    produced = produce_all(None, settings=settings)
-    events = sum(r.produced for r in produced)
-    members = consume_group(settings, until=snapshot(settings), timeout=600)
-    landed = sum(m.landed for m in members)
-    if landed != events:
-        raise RuntimeError(f"produced {events} events but landed {landed}")
-    return landed
+    """Land the whole year the way the ingest DAG does (``pipeline.ingest``), as
+    bench/stages.py."""
+    ingested = pipeline.ingest(None, timeout=600, settings=settings)
+    events = sum(int(p["produced"]) for p in ingested["produced"])
+    if ingested["landed"] != events:
+        raise RuntimeError(f"produced {events} events but landed {ingested['landed']}")
+    return int(ingested["landed"])
 
 
 def _timed(settings: Settings, repeats: int) -> dict[str, Any]:

@@ -20,7 +20,7 @@ import pytest
 from matplotlib import image as mpimg
 from test_ml import throwaway_warehouse
 
-from flightpipe.analytics.charts import CHARTS, new_figure, placeholder, save
+from flightpipe.analytics.charts import CHARTS, DRAW, new_figure, placeholder, save
 from flightpipe.analytics.report import (
     LATEST,
     build_report,
@@ -166,6 +166,11 @@ def test_rebuilding_a_run_replaces_it(built: Built) -> None:
     again = build_report(built.settings, AIRFLOW_RUN_ID)
     assert again == built.second
     assert len(run_dirs(built.settings.reports_dir)) == 2
+
+
+def test_every_chart_has_a_drawing() -> None:
+    assert set(DRAW) == {spec.key for spec in CHARTS}
+    assert len({spec.filename for spec in CHARTS}) == len(CHARTS)
 
 
 @pytest.mark.services

