@@ -52,7 +52,7 @@ DUCK_TYPES = {
     "text": "VARCHAR",
     "double precision": "DOUBLE",
     "boolean": "BOOLEAN",
-    "timestamp": "TIMESTAMPTZ",
+    "timestamptz": "TIMESTAMPTZ",
     "date": "DATE",
 }
 # Highest hhmm value an event may carry (2400: midnight at the end of the day).

@@ -1,4 +1,5 @@
-"""Shared harness pieces: progress output, stage timing with peak RSS, throwaway pipelines.
+"""Shared harness pieces: progress output, stage timing with peak memory, throwaway
+pipelines.
 
 Every benchmark runs against the shared services (Kafka, PostgreSQL, Dask) but in its own
 names: topic prefix, consumer group, data folder and database are unique per pipeline, and
@@ -29,6 +30,7 @@ import psycopg
 from flightpipe.ingest.topics import delete_topics, ensure_topics
 from flightpipe.settings import Settings
 from flightpipe.stack.kafka import libs_dir
+from flightpipe.stack.supervisor import process_memory
 from flightpipe.warehouse.db import scratch_database
 
 BENCH_DIR = Path(__file__).resolve().parent
@@ -50,10 +52,10 @@ def say(message: str) -> None:
 # --- timing and memory ------------------------------------------------------------------------
 
 
-class _RssSampler(threading.Thread):
-    """Samples RSS of this process plus all its descendants (producer and consumer
-    processes are children); the Dask workers, the broker and PostgreSQL are separate
-    services and not counted."""
+class _MemorySampler(threading.Thread):
+    """Samples the memory (PSS: the producers and members are forked from this process and
+    share its pages) of this process plus all its descendants; the Dask workers, the broker
+    and PostgreSQL are separate services and not counted."""
 
     def __init__(self, interval: float = 0.1) -> None:
         super().__init__(daemon=True)
@@ -70,7 +72,7 @@ class _RssSampler(threading.Thread):
             return
         for proc in procs:
             try:
-                total += proc.memory_info().rss
+                total += process_memory(proc)
             except psutil.Error:
                 continue  # a child that just exited
         self.peak = max(self.peak, total)
@@ -91,29 +93,29 @@ class _RssSampler(threading.Thread):
 class Stage:
     name: str
     seconds: float = 0.0
-    peak_rss_mb: float = 0.0
+    peak_memory_mb: float = 0.0
     detail: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "seconds": round(self.seconds, 3),
-            "peak_rss_mb": round(self.peak_rss_mb, 1),
+            "peak_memory_mb": round(self.peak_memory_mb, 1),
             **self.detail,
         }
 
 
 @contextmanager
 def stage(name: str) -> Iterator[Stage]:
-    """Time a block and record the peak RSS (this process + children) while it ran."""
+    """Time a block and record the peak memory (this process + children) while it ran."""
     result = Stage(name)
-    sampler = _RssSampler()
+    sampler = _MemorySampler()
     sampler.start()
     started = time.perf_counter()
     try:
         yield result
     finally:
         result.seconds = time.perf_counter() - started
-        result.peak_rss_mb = sampler.stop() / 2**20
+        result.peak_memory_mb = sampler.stop() / 2**20
 
 
 @contextmanager

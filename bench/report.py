@@ -147,12 +147,12 @@ def _scaling(r: dict[str, Any]) -> list[str]:
         "## Scaling (no Airflow, each span in its own isolated pipeline, one run each)",
         "",
         "| span | events | wall s | µs/event | ingest s | transform s | load s "
-        "| peak RSS MB (max stage) |",
+        "| peak memory MB (PSS, max stage) |",
         "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for label, run in runs.items():
         st = run["stages"]
-        peak = max(s["peak_rss_mb"] for s in st.values())
+        peak = max(s["peak_memory_mb"] for s in st.values())
         lines.append(
             f"| {label}{_noisy(run.get('noisy'))} | {run['events']:,} | "
             f"{run['wall_seconds']:.2f} | {1e6 * run['wall_seconds'] / run['events']:.1f} | "

@@ -32,7 +32,7 @@ SPANS: dict[str, ReplaySlice | None] = {
 
 
 def run_pipeline(settings: Settings, replay: ReplaySlice | None, label: str) -> dict[str, Any]:
-    """Ingest, transform, load once; timings, counts and peak RSS per stage."""
+    """Ingest, transform, load once; timings, counts and peak memory per stage."""
     started = time.perf_counter()
     with stage("ingest") as ingest_stage:
         ingested = pipeline.ingest(replay, timeout=600, settings=settings)

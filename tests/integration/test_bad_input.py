@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +39,7 @@ except ImportError:
 
 pytestmark = [pytest.mark.services, pytest.mark.timeout(600)]
 
-DAY = ReplaySlice(source.date(2013, 1, 1), 1)
+DAY = ReplaySlice(date(2013, 1, 1), 1)
 
 
 @dataclass

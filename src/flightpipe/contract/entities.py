@@ -123,8 +123,9 @@ FLIGHTS = Entity(
     staging=_cols(
         "year smallint!; month smallint!; day smallint!; carrier text!; flight_number smallint!;"
         " origin text!; dest text!; tailnum text; sched_dep_time smallint!; dep_time smallint;"
-        " sched_arr_time smallint!; arr_time smallint; sched_dep_at timestamp!;"
-        " dep_at timestamp; sched_arr_at timestamp; arr_at timestamp; weather_hour timestamp!;"
+        " sched_arr_time smallint!; arr_time smallint; sched_dep_at timestamptz!;"
+        " dep_at timestamptz; sched_arr_at timestamptz; arr_at timestamptz;"
+        " weather_hour timestamptz!;"
         " dep_delay_min smallint; arr_delay_min smallint; air_time_min smallint;"
         " distance_mi smallint!; is_cancelled boolean!; is_diverted boolean!;"
         " wx_temp_f double precision; wx_humid_pct double precision;"
@@ -181,7 +182,7 @@ WEATHER = Entity(
     event=WeatherEvent,
     natural_key=("origin", "observed_at"),
     staging=_cols(
-        "origin text!; observed_at timestamp!; local_date date!; local_hour smallint!;"
+        "origin text!; observed_at timestamptz!; local_date date!; local_hour smallint!;"
         " temp_f double precision; dewp_f double precision; humid_pct double precision;"
         " wind_dir_deg smallint; wind_speed_mph double precision;"
         " wind_gust_mph double precision; precip_in double precision;"

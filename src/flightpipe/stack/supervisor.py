@@ -164,7 +164,10 @@ def pid(settings: Settings, program: str) -> int | None:
     return None
 
 
-def _pss(proc: Any) -> int:
+def process_memory(proc: Any) -> int:
+    """Bytes of memory of a process (psutil), proportional set size where the kernel offers
+    it: pages shared with other processes (a forked parent's, PostgreSQL's shared buffers)
+    count once across them, not once per process as in RSS."""
     try:
         return int(proc.memory_full_info().pss)
     except (AttributeError, OSError):
@@ -185,7 +188,7 @@ def resident_memory(settings: Settings) -> dict[str, int]:
             try:
                 root = psutil.Process(int(parts[3].rstrip(",")))
                 tree = [root, *root.children(recursive=True)]
-                memory[parts[0]] = sum(_pss(p) for p in tree if p.is_running())
+                memory[parts[0]] = sum(process_memory(p) for p in tree if p.is_running())
             except psutil.Error:
                 continue
     return memory

@@ -36,7 +36,7 @@ PANDAS_DTYPES: Final[Mapping[str, Any]] = {
     "text": "str",
     "double precision": "float64",
     "boolean": "bool",
-    "timestamp": TS_DTYPE,
+    "timestamptz": TS_DTYPE,
     "date": "datetime64[us]",
 }
 

@@ -43,6 +43,8 @@ _FIXED: Final[dict[str, tuple[pa.DataType, str]]] = {
     "boolean": (pa.bool_(), "u1"),
     "bool": (pa.bool_(), "u1"),
     "timestamp": (pa.timestamp("us"), ">i8"),
+    # The same microseconds, counted in UTC: what the wire carries for either type.
+    "timestamptz": (pa.timestamp("us", tz="UTC"), ">i8"),
     "date": (pa.date32(), ">i4"),
 }
 _TEXT: Final = frozenset({"text", "varchar", "character varying"})
@@ -70,7 +72,7 @@ def _column(values: pa.Array, pg_type: str) -> _Column:
         raise TypeError(f"binary COPY does not handle PostgreSQL type {pg_type!r}")
     arrow_type, be = _FIXED[pg_type]
     typed = values.cast(arrow_type)  # safe cast: an out-of-range value fails here, loudly
-    if pg_type == "timestamp":
+    if pg_type in ("timestamp", "timestamptz"):
         raw = typed.cast(pa.int64()).fill_null(0).to_numpy() - _EPOCH_US
     elif pg_type == "date":
         raw = typed.cast(pa.int32()).fill_null(0).to_numpy() - _EPOCH_DAYS

@@ -129,10 +129,7 @@ def column_types(cur: psycopg.Cursor[Any], schema: str, table: str) -> dict[str,
 
 
 def _arrow_column(series: pd.Series, pg_type: str) -> pa.Array | pa.ChunkedArray:
-    """One column as Arrow, vectorised: NA/NaN -> null, UTC naive for ``timestamp``."""
-    if isinstance(series.dtype, pd.DatetimeTZDtype) and pg_type == "timestamp":
-        # Staging holds UTC as naive timestamps (migration 0008).
-        series = series.dt.tz_convert("UTC").dt.tz_localize(None)
+    """One column as Arrow, vectorised: NA/NaN -> null."""
     values = pa.array(series, from_pandas=True)
     if pg_type == "date" and pa.types.is_timestamp(values.type):
         values = values.cast(pa.date32(), safe=False)  # the calendar day, like ``.dt.date``

@@ -184,7 +184,7 @@ NEW_ROWS = {
         SELECT count(*) FROM staging.weather AS s WHERE NOT EXISTS (
             SELECT 1 FROM dw.fact_weather_hourly AS w
             WHERE w.airport_key = dw.member_key(s.origin)
-              AND w.observed_at = s.observed_at AT TIME ZONE 'UTC')""",
+              AND w.observed_at = s.observed_at)""",
     "fact_flight": """
         SELECT count(*) FROM staging.flights AS s WHERE NOT EXISTS (
             SELECT 1 FROM dw.fact_flight AS f

@@ -20,7 +20,7 @@ SCHEMA: Final = "staging"
 # Serialises concurrent rebuilds (two migrate runs at once); any constant of our own.
 STAGING_LOCK_ID: Final = 0x73746167  # "stag"
 # The catalog's spelling of the contract's type names.
-_CATALOG_TYPE: Final = {"timestamp": "timestamp without time zone"}
+_CATALOG_TYPE: Final = {"timestamptz": "timestamp with time zone"}
 
 
 def _catalog_columns(cur: psycopg.Cursor[Any], table: str) -> list[tuple[str, str, bool]]:

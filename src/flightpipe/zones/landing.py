@@ -181,7 +181,8 @@ def land_batch(
     )
     target = f"{folder}/{file_name(first_offset, last_offset)}"
     sink = pa.BufferOutputStream()
-    pq.write_table(table, sink, compression="zstd")
+    # lz4: a third less CPU than zstd for the consumers, on files a third larger.
+    pq.write_table(table, sink, compression="lz4")
     # Whole or not at all (a rename locally, a single PUT on an object store): only then
     # does the consumer commit the offsets.
     storage.publish_bytes(fs, target, sink.getvalue().to_pybytes())
