@@ -36,6 +36,7 @@ TASKS: Final = (
     "flightpipe.warehouse.load",
     "flightpipe.warehouse.checks",
     "flightpipe.analytics.report",
+    "flightpipe.analytics.charts",
     "flightpipe.ml.train",
     "flightpipe.ml.predict",
 )

@@ -14,7 +14,7 @@ in_airflow_process({argv!r})
 loaded = set(sys.modules)
 print(json.dumps({{
     "libraries": [m for m in ("pandas", "pyarrow", "confluent_kafka", "psycopg",
-                              "dask.dataframe", "sklearn.ensemble") if m in loaded],
+                              "dask.dataframe", "sklearn.ensemble", "matplotlib") if m in loaded],
     "own": sorted(m for m in loaded if m.startswith("flightpipe")),
 }}))
 """
@@ -36,6 +36,7 @@ def test_the_scheduler_keeps_the_libraries_and_forgets_its_own_code() -> None:
     loaded = _probe(["airflow", "scheduler", "--skip-serve-logs"])
     assert loaded["libraries"] == [
         "pandas", "pyarrow", "confluent_kafka", "psycopg", "dask.dataframe", "sklearn.ensemble",
+        "matplotlib",
     ]  # fmt: skip
     assert loaded["own"] == []
 
