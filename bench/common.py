@@ -44,6 +44,16 @@ def noisy(load: Sequence[float]) -> bool:
     return load[0] > (os.cpu_count() or 1)
 
 
+def settle(limit: float = 90.0) -> float:
+    """Wait (at most ``limit`` seconds) until the 1-minute load average is back within the
+    core count, so that a run does not start on the tail of the one before (its raw limits
+    push the load average over two for half a minute); returns the seconds waited."""
+    started = time.monotonic()
+    while noisy(os.getloadavg()) and time.monotonic() - started < limit:
+        time.sleep(2.0)
+    return time.monotonic() - started
+
+
 def say(message: str) -> None:
     """Progress line on stdout, stamped with the seconds since the harness started."""
     print(f"[{time.monotonic() - _T0:6.1f}s] {message}", flush=True)

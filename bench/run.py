@@ -32,9 +32,19 @@ from collections.abc import Callable
 from typing import Any
 
 from bench import airflow_cycle, limits, live, naive
-from bench.common import BENCH_DIR, OUT_DIR, children_log, isolated, machine_facts, noisy, say
+from bench.common import (
+    BENCH_DIR,
+    OUT_DIR,
+    children_log,
+    isolated,
+    machine_facts,
+    noisy,
+    say,
+    settle,
+)
 from bench.report import history, markdown
 from bench.stages import SPANS, consume_only, run_pipeline
+from flightpipe import preload
 from flightpipe.settings import Settings
 
 TARGETS = {
@@ -181,6 +191,7 @@ def _verdicts(summary: dict[str, Any]) -> dict[str, bool | None]:
 def _year_runs(base: Settings, args: argparse.Namespace, results: dict[str, Any]) -> None:
     errors = results["errors"]
     for i in range(args.repeat):
+        settle()
         before = load_average()
         say(f"whole year, run {i + 1} of {args.repeat}, isolated pipeline (load {before[0]}) ...")
         with isolated(base, f"year{i}") as settings:
@@ -201,6 +212,7 @@ def _scaling(base: Settings, results: dict[str, Any]) -> None:
     for label, replay in SPANS.items():
         if replay is None:
             continue
+        settle()
         before = load_average()
         say(f"scaling: {label}, isolated pipeline ...")
         with isolated(base, label.replace(" ", "")) as settings:
@@ -280,6 +292,9 @@ def main() -> None:
         say("warning: the machine is busy (load average above the core count): marked noisy")
     log = OUT_DIR / "children.log"
     log.unlink(missing_ok=True)
+    # What Airflow's scheduler imports before it forks a task (flightpipe.preload): the runs
+    # then time the pipeline, not this process's first imports of Dask and its neighbours.
+    preload.import_modules(preload.TASKS)
     started = time.perf_counter()
     with children_log(log):
         _year_runs(base, args, results)

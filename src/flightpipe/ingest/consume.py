@@ -57,6 +57,8 @@ BATCH_SECONDS: Final = 1.0
 # What building a landing table from decoded events can raise on a value it cannot hold.
 _BUILD_ERRORS: Final = (pa.ArrowException, OverflowError, ValueError, TypeError)
 DONE_CHECK_EVERY: Final = 0.5
+# How often a member asks whether the run's snapshot is published (one small query).
+STOP_POLL_EVERY: Final = 0.1
 
 
 def snapshot(
@@ -242,23 +244,46 @@ class LandingConsumer:
                 not messages
                 or self._buffered >= self.batch_messages
                 or now - batch_started >= self.batch_seconds
+                or self._holds_the_rest()
             ):
                 self._flush(list(self._buffer))
                 batch_started = now
-            if self.bounded and now - last_check >= DONE_CHECK_EVERY:
-                if self._ends is None:
-                    last_check = now
-                    self._learn_stop()
-                elif not messages:
-                    last_check = now
-                    if self._group_done():
-                        return True
+            if self._own_share_done():
+                return True
+            if self.bounded and self._ends is None and now - last_check >= STOP_POLL_EVERY:
+                last_check = now
+                self._learn_stop()
+            elif self.bounded and not messages and now - last_check >= DONE_CHECK_EVERY:
+                last_check = now
+                if self._group_done():
+                    return True
             if self.timeout is not None and now - started > self.timeout:
                 where = "no snapshot published" if self._ends is None else f"lag: {self._lag()}"
                 raise IngestError(
                     f"{self.member}: snapshot not reached after {self.timeout:.0f} s; {where}"
                 )
         return False
+
+    def _holds_the_rest(self) -> bool:
+        """With a share of its own and the snapshot known: everything this member still has
+        to land is in its buffer (land it now rather than after an idle poll)."""
+        if self.share is None or self._ends is None or not self._buffered:
+            return False
+        for tp, end in self._targets():
+            key = (tp.topic, tp.partition)
+            group = self._buffer.get(key)
+            last = _offset(group[-1]) if group else self._committed.get(key, 0) - 1
+            if last + 1 < end:
+                return False
+        return True
+
+    def _own_share_done(self) -> bool:
+        """With a share of its own, nobody else commits its partitions: its own commits
+        tell when it reached the snapshot, without asking the group coordinator."""
+        if self.share is None or self._ends is None or self._buffered:
+            return False
+        return all(self._committed.get((tp.topic, tp.partition), 0) >= end
+                   for tp, end in self._targets())  # fmt: skip
 
     def _set_ends(self, until: Snapshot) -> None:
         self._ends = {
