@@ -7,10 +7,17 @@ batch, and the re-delivered batch replaces what the crashed member left (see zon
 
 Batch mode stops at a snapshot of the end offsets taken once, after the producers are done.
 Members may start before it exists (continuous ingest: they consume while the producers
-produce) and learn it from a :class:`StopSource` as soon as it is published. The stop rule is
-group-wide: a member leaves when the group's committed offsets of every
-partition reached the snapshot, so a member holding no partition neither hangs nor leaves
-early (it stays to take over partitions of a member that dies).
+produce) and learn it from a :class:`StopSource` as soon as it is published.
+
+* The members of an ingest run (the DAG's mapped tasks, ``pipeline.ingest``) know how many
+  they are and each takes its *share* of the partitions itself (:func:`share_of`), with no
+  group join or rebalance; offsets are still committed to the group. A member stops once
+  its own partitions are committed up to the snapshot; one that fails is retried by its
+  task and goes on from the committed offsets.
+* Members started on their own (``flightpipe consume``, live mode) join the group. Their
+  stop rule is group-wide: a member leaves when the group's committed offsets of every
+  partition reached the snapshot, so a member holding no partition neither hangs nor leaves
+  early (it stays to take over partitions of a member that dies).
 """
 
 from __future__ import annotations
@@ -344,6 +351,9 @@ class LandingConsumer:
         the members of a run are known (``count`` of them) and start together, and a join
         with its rebalances cost each run seconds. Offsets are still the group's."""
         meta = self._consumer.list_topics(timeout=ADMIN_TIMEOUT).topics
+        missing = [topic for topic in self._base if topic not in meta]
+        if missing:
+            raise IngestError(f"{self.member}: topics {missing} not found; create them first")
         every = [
             (topic, partition)
             for topic in self._base
