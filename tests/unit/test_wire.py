@@ -85,5 +85,15 @@ def test_a_broken_file_is_built_again(tmp_path: Path) -> None:
     assert sorted(wire.cache_dir(settings).iterdir()) == files  # no temp file left behind
 
 
+def test_files_of_older_code_are_removed_when_built_again(tmp_path: Path) -> None:
+    settings = Settings(home=tmp_path)
+    stale = wire.cache_dir(settings) / "reference.airlines.0123456789abcdef.arrow"
+    stale.parent.mkdir(parents=True)
+    stale.write_bytes(b"from an older release")
+    wire.outboxes(settings, "reference", PRODUCER, None, None)
+    assert not stale.exists()
+    assert len(list(wire.cache_dir(settings).iterdir())) == 3
+
+
 def test_cache_dir_is_under_home(tmp_path: Path) -> None:
     assert wire.cache_dir(Settings(home=tmp_path)) == tmp_path / ".cache" / "wire"

@@ -88,7 +88,7 @@ def outboxes(
     out = []
     for topic in role_topics(role):
         table, tail = _read(settings, role, topic)
-        if first is not None and end is not None and topic in ("flights", "weather"):
+        if first is not None and end is not None and topic not in REFERENCE_TOPICS:
             day = table.column("day")
             keep = pc.and_(
                 pc.greater_equal(day, _day_number(first)), pc.less(day, _day_number(end))
@@ -154,6 +154,10 @@ def _write(path: Path, role: str, topic: str) -> None:
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+    # Files of an older source release or code are never read again.
+    for stale in path.parent.glob(f"{role}.{topic}.*.arrow"):
+        if stale != path:
+            stale.unlink(missing_ok=True)
 
 
 def _source_events(role: str, topic: str) -> tuple[Sequence[Event], list[int]]:
