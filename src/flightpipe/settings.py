@@ -253,6 +253,13 @@ class Settings(BaseSettings):
         description="Live mode: minutes between two runs of the reports and the model, when "
         "a load has finished since their last (every load would start them again).",
     )
+    ml_keep_trainings: int = Field(
+        default=3,
+        ge=1,
+        description="Trainings whose scores stay in ml.predictions: each prediction run "
+        "deletes the older ones' (their rows in ml.model_runs stay), so the table does not "
+        "grow by every flight at every training.",
+    )
     replay_start: str = Field(default="2013-01-01", description="First day replayed (local date).")
     slice_days: int = Field(default=1, description="Days of 2013 replayed per ingest run.")
     cycle_minutes: int = Field(default=3, description="Minutes between ingest runs (class mode).")

@@ -179,6 +179,36 @@ def test_a_newer_training_takes_over_scoring(warehouse: Settings, trained: Train
     assert predict(warehouse) == 0
 
 
+def test_only_the_newest_trainings_keep_their_scores(
+    warehouse: Settings, trained: TrainResult
+) -> None:
+    keep_two = warehouse.model_copy(update={"ml_keep_trainings": 2})
+    eligible = scalar(warehouse, "SELECT count(*) FROM dw.fact_flight")
+    predict(warehouse)  # the training serving now has scores, whichever tests ran before
+    for seed in (2, 3):
+        train(keep_two, max_train_rows=5_000, seed=seed)
+        assert predict(keep_two) == eligible
+    # Runs by training, newest first, straight from the registry.
+    with psycopg.connect(warehouse.warehouse_dsn) as conn:
+        trainings = conn.execute(
+            "SELECT array_agg(model_run_id) FROM ml.model_runs"
+            " GROUP BY params ->> 'training_id' ORDER BY max(model_run_id) DESC"
+        ).fetchall()
+        scored = dict(
+            conn.execute(
+                "SELECT model_run_id, count(*) FROM ml.predictions GROUP BY model_run_id"
+            ).fetchall()
+        )
+    assert len(trainings) >= 3
+    newest, second = trainings[0][0], trainings[1][0]
+    # The serving run of each kept training scored every flight; no older run kept a score.
+    assert set(scored) <= set(newest) | set(second)
+    assert max(scored[r] for r in newest if r in scored) == eligible
+    assert max(scored[r] for r in second if r in scored) == eligible
+    runs = scalar(warehouse, "SELECT count(*) FROM ml.model_runs")
+    assert runs == sum(len(t[0]) for t in trainings)
+
+
 class _RunsOnLoad:
     """Unpickling this writes a file: what a hostile model artifact could do."""
 

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 import numpy as np
+import psycopg
 import pyarrow as pa
 from sklearn.pipeline import Pipeline
 from threadpoolctl import threadpool_limits
@@ -47,6 +48,21 @@ SELECT s.flight_key, %(model_run_id)s, s.probability, s.predicted_label
 FROM prediction_stage AS s
 JOIN dw.fact_flight AS f ON f.flight_key = s.flight_key
 ON CONFLICT ON CONSTRAINT predictions_flight_model_unique DO NOTHING
+"""
+
+
+# Trainings ranked newest first by their newest run; a run registered without a training
+# id counts as a training of its own.
+_PRUNE: Final = """
+DELETE FROM ml.predictions AS p
+USING ml.model_runs AS r
+WHERE p.model_run_id = r.model_run_id
+  AND coalesce(r.params ->> 'training_id', r.model_run_id::text) NOT IN (
+      SELECT coalesce(params ->> 'training_id', model_run_id::text)
+      FROM ml.model_runs
+      GROUP BY 1
+      ORDER BY max(model_run_id) DESC
+      LIMIT %(keep)s)
 """
 
 
@@ -89,6 +105,7 @@ def predict(settings: Settings) -> int:
         if model is None:
             raise NoModelError("no model registered in ml.model_runs: run `flightpipe train`")
         pipeline = load_model(model, storage_options(settings))
+        pruned = prune_predictions(conn, settings.ml_keep_trainings)
         frame = scoring_frame(conn, model.model_run_id)
         if frame.empty:
             log.info("model run %s: nothing new to score", model.model_run_id)
@@ -111,10 +128,21 @@ def predict(settings: Settings) -> int:
                 cur.execute(_INSERT, {"model_run_id": model.model_run_id})
                 added = cur.rowcount
     log.info(
-        "model run %s scored %d flights (%d new) in %.1f s",
+        "model run %s scored %d flights (%d new) in %.1f s; %d scores of older trainings deleted",
         model.model_run_id,
         len(frame),
         added,
         time.perf_counter() - started,
+        pruned,
     )
     return added
+
+
+def prune_predictions(conn: psycopg.Connection[Any], keep: int) -> int:
+    """Delete the scores of every training but the ``keep`` newest (the serving model's is
+    the newest); return how many rows went. Each training scores every flight, so without
+    this ``ml.predictions`` grows by the whole warehouse at every training and the
+    insert of the next scores slows with it. The runs stay registered with their metrics."""
+    with conn.transaction():
+        deleted = conn.execute(_PRUNE, {"keep": keep}).rowcount
+    return max(deleted, 0)
