@@ -7,6 +7,8 @@ on or are retried, and the day's flights in the warehouse equal the source's.
 
 from __future__ import annotations
 
+import contextlib
+import secrets
 from datetime import date, datetime
 from typing import Any
 
@@ -15,6 +17,7 @@ import pytest
 
 from flightpipe.orchestration.airflow_api import AirflowApi
 from flightpipe.settings import Settings
+from flightpipe.stack.postgres import AIRFLOW_IDLE_IN_TRANSACTION_S
 from flightpipe.waiting import wait_until
 
 try:  # the tests folders may or may not be packages
@@ -74,3 +77,29 @@ def test_scheduler_killed_during_a_cycle(stack: Settings, nyc: Any) -> None:
         ).fetchone()
     assert loaded == (len(day), int(day.dep_time.isna().sum()))
     assert stuck == (0,)
+
+
+def test_a_stale_airflow_session_gives_its_locks_back(stack: Settings) -> None:
+    """What a scheduler killed inside a transaction leaves: a session still open (the
+    executor's workers it forked keep the socket) and idle in its transaction. The server
+    closes it, so its locks go back to the next scheduler."""
+    airflow = stack.airflow_dsn.replace("postgresql+psycopg2://", "postgresql://")
+    key = secrets.randbits(62)
+    stale = psycopg.connect(airflow, connect_timeout=5)
+    try:
+        stale.execute("SELECT pg_advisory_xact_lock(%s)", [key])  # then idle, in a transaction
+        with psycopg.connect(airflow, autocommit=True, connect_timeout=5) as other:
+
+            def taken() -> bool:
+                row = other.execute("SELECT pg_try_advisory_lock(%s)", [key]).fetchone()
+                return bool(row and row[0])
+
+            assert not taken()
+            wait_until(taken, what="the stale session's lock released",
+                       timeout=AIRFLOW_IDLE_IN_TRANSACTION_S + 30, interval=1)  # fmt: skip
+            other.execute("SELECT pg_advisory_unlock(%s)", [key])
+        with pytest.raises(psycopg.OperationalError):
+            stale.execute("SELECT 1")
+    finally:
+        with contextlib.suppress(psycopg.Error):
+            stale.close()

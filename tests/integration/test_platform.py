@@ -9,6 +9,7 @@ from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from flightpipe.settings import Settings
+from flightpipe.stack.postgres import AIRFLOW_IDLE_IN_TRANSACTION_S
 from flightpipe.waiting import wait_until
 
 pytestmark = pytest.mark.services
@@ -57,6 +58,17 @@ def test_postgres_as_warehouse_role(stack: Settings, unique: str) -> None:
             1000,
             sum(range(1000)),
         )
+
+
+def test_airflow_sessions_idle_in_a_transaction_are_closed(stack: Settings) -> None:
+    # A session left in a transaction by a killed scheduler would hold its locks for good.
+    airflow = stack.airflow_dsn.replace("postgresql+psycopg2://", "postgresql://")
+    with psycopg.connect(airflow, connect_timeout=5) as conn:
+        row = conn.execute(
+            "SELECT setting::int, unit FROM pg_settings"
+            " WHERE name = 'idle_in_transaction_session_timeout'"
+        ).fetchone()
+    assert row == (AIRFLOW_IDLE_IN_TRANSACTION_S * 1000, "ms")
 
 
 def test_postgres_rejects_wrong_password(stack: Settings) -> None:

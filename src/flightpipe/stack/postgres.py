@@ -8,7 +8,7 @@ import pwd
 import shutil
 import subprocess
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import psycopg
 from psycopg import sql
@@ -208,6 +208,14 @@ def _ensure_database(conn: psycopg.Connection[Any], database: str, owner: str) -
     )
 
 
+# A session of Airflow's role idle inside a transaction this long is closed by the server.
+# Airflow's LocalExecutor workers are forked from the scheduler and inherit its database
+# socket: a scheduler killed in the middle of a transaction leaves that session open (the
+# workers outlive it and keep the socket), its row locks held, and the next scheduler skips
+# the locked runs for good. No Airflow process sits idle in a transaction for long.
+AIRFLOW_IDLE_IN_TRANSACTION_S: Final = 60
+
+
 def bootstrap(settings: Settings, superuser_password: str) -> None:
     """Create (or re-sync the passwords of) the roles by duty and the two databases.
 
@@ -220,6 +228,12 @@ def bootstrap(settings: Settings, superuser_password: str) -> None:
         for duty, role in DUTY_ROLE_USERS.items():
             _ensure_role(conn, role, settings.role_password(duty))
         _ensure_role(conn, settings.airflow_db_user, settings.airflow_db_password)
+        conn.execute(
+            sql.SQL("ALTER ROLE {} SET idle_in_transaction_session_timeout = {}").format(
+                sql.Identifier(settings.airflow_db_user),
+                sql.Literal(f"{AIRFLOW_IDLE_IN_TRANSACTION_S}s"),
+            )
+        )
         _ensure_database(conn, settings.warehouse_db, settings.warehouse_user)
         _ensure_database(conn, settings.airflow_db, settings.airflow_db_user)
         duty_roles = sql.SQL(", ").join(sql.Identifier(r) for r in DUTY_ROLE_USERS.values())
