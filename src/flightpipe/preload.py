@@ -6,16 +6,21 @@ clients, Dask and scikit-learn. Airflow's LocalExecutor forks every task process
 scheduler, and :func:`flightpipe.pipeline.ingest` forks its producers and members from
 itself: when the parent has imported these modules, each child starts with them loaded
 (copy-on-write pages) instead of importing them again. On two cores, that was a large share
-of a short cycle. Importing starts no threads, so forking afterwards is safe.
+of a short cycle. Importing starts no threads, so forking afterwards is safe (the
+scheduler's workers start one that only sleeps and reads ``/proc``: see :func:`_watch_parent`).
 """
 
 from __future__ import annotations
 
 import importlib
 import logging
+import os
 import sys
+import threading
 import time
 from collections.abc import Iterable, Sequence
+from functools import partial
+from pathlib import Path
 from typing import Final
 
 log = logging.getLogger(__name__)
@@ -62,3 +67,34 @@ def in_airflow_process(argv: Sequence[str] = sys.argv) -> None:
     for name in [m for m in sys.modules if m == "flightpipe" or m.startswith("flightpipe.")]:
         del sys.modules[name]
     log.info("flightpipe: task libraries imported in %.1f s", time.perf_counter() - started)
+    os.register_at_fork(after_in_child=partial(_watch_parent, os.getpid()))
+
+
+# How the LocalExecutor titles a worker waiting for its next task.
+IDLE_WORKER_TITLE: Final = b"LocalExecutor: <idle>"
+ORPHAN_CHECK_EVERY: Final = 1.0
+
+
+def _watch_parent(scheduler: int) -> None:
+    """In each process the scheduler forks (the LocalExecutor's workers, not the tasks they
+    fork in turn): a thread that ends the process once the scheduler is gone and it is idle.
+
+    The workers outlive a scheduler that is killed: they wait on a queue whose write end
+    they hold themselves, so they wait for good, and they keep the scheduler's database
+    socket open (a transaction it was in stays open, with its locks). A worker that is
+    running a task when that happens finishes it first.
+    """
+    if os.getppid() != scheduler:
+        return
+    threading.Thread(
+        target=_exit_when_orphaned_and_idle, args=(scheduler,), daemon=True,
+        name="flightpipe-orphan-watch",
+    ).start()  # fmt: skip
+
+
+def _exit_when_orphaned_and_idle(scheduler: int) -> None:
+    title = Path(f"/proc/{os.getpid()}/cmdline")
+    while True:
+        time.sleep(ORPHAN_CHECK_EVERY)
+        if os.getppid() != scheduler and IDLE_WORKER_TITLE in title.read_bytes():
+            os._exit(0)

@@ -88,7 +88,7 @@ class Background:
         return self
 
 
-def _dead(pid: int) -> bool:
+def is_dead(pid: int) -> bool:
     try:
         return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE  # its parent reaps it
     except psutil.NoSuchProcess:
@@ -100,7 +100,7 @@ def kill(pid: int) -> None:
     from flightpipe.waiting import wait_until
 
     os.kill(pid, signal.SIGKILL)
-    wait_until(lambda: _dead(pid), what=f"pid {pid} to die", timeout=30, interval=0.05)
+    wait_until(lambda: is_dead(pid), what=f"pid {pid} to die", timeout=30, interval=0.05)
 
 
 def elapsed_since(start: float) -> float:

@@ -12,6 +12,7 @@ import secrets
 from datetime import date, datetime
 from typing import Any
 
+import psutil
 import psycopg
 import pytest
 
@@ -21,9 +22,9 @@ from flightpipe.stack.postgres import AIRFLOW_IDLE_IN_TRANSACTION_S
 from flightpipe.waiting import wait_until
 
 try:  # the tests folders may or may not be packages
-    from .conftest import kill, program_pid, wait_until_healthy
+    from .conftest import is_dead, kill, program_pid, wait_until_healthy
 except ImportError:
-    from conftest import kill, program_pid, wait_until_healthy
+    from conftest import is_dead, kill, program_pid, wait_until_healthy
 
 pytestmark = [pytest.mark.services, pytest.mark.faults, pytest.mark.timeout(1500)]
 
@@ -45,11 +46,18 @@ def test_scheduler_killed_during_a_cycle(stack: Settings, nyc: Any) -> None:
     run_id = api.trigger("flightpipe_ingest", {"start": DAY.isoformat(), "days": 1})
     wait_until(lambda: _running_tasks(api, run_id), what="an ingest task running",
                timeout=TIMEOUT, interval=0.5)  # fmt: skip
-    kill(program_pid(stack, "airflow-scheduler"))
+    scheduler = psutil.Process(program_pid(stack, "airflow-scheduler"))
+    workers = scheduler.children()  # the LocalExecutor's, forked from it
+    assert workers
+    kill(scheduler.pid)
     wait_until_healthy(stack)
 
     ingest = api.wait_for_run("flightpipe_ingest", run_id, timeout=TIMEOUT)
     assert ingest["state"] == "success", ingest
+    # They outlive the scheduler; once idle, they go too (with its database session).
+    wait_until(lambda: all(is_dead(w.pid) for w in workers),
+               what="the killed scheduler's executor workers to exit", timeout=120,
+               interval=1, error=AssertionError)  # fmt: skip
     ended = _parse(ingest["end_date"])
     load = wait_until(
         lambda: [
