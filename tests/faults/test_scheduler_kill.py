@@ -106,7 +106,7 @@ def test_a_stale_airflow_session_gives_its_locks_back(stack: Settings) -> None:
             wait_until(taken, what="the stale session's lock released",
                        timeout=AIRFLOW_IDLE_IN_TRANSACTION_S + 30, interval=1)  # fmt: skip
             other.execute("SELECT pg_advisory_unlock(%s)", [key])
-        with pytest.raises(psycopg.OperationalError):
+        with pytest.raises(psycopg.errors.IdleInTransactionSessionTimeout):
             stale.execute("SELECT 1")
     finally:
         with contextlib.suppress(psycopg.Error):
