@@ -239,4 +239,4 @@ JOIN dw.dim_date AS d ON d.date_key = f.date_key
 JOIN dw.dim_airline AS a ON a.airline_key = f.airline_key
 JOIN dw.dim_airport AS o ON o.airport_key = f.origin_airport_key
 JOIN dw.dim_airport AS de ON de.airport_key = f.dest_airport_key;
-COMMENT ON VIEW mart.prediction_outcomes IS 'Every model score next to what happened: predicted probability and label (arrival > 15 min late) and the actual arrival delay and label (NULL when cancelled or diverted).';
+COMMENT ON VIEW mart.prediction_outcomes IS 'Every kept model score (the newest trainings: FLIGHTPIPE_ML_KEEP_TRAININGS) next to what happened: predicted probability and label (arrival > 15 min late) and the actual arrival delay and label (NULL when cancelled or diverted).';
