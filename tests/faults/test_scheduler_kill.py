@@ -87,16 +87,15 @@ def test_scheduler_killed_during_a_cycle(stack: Settings, nyc: Any) -> None:
     assert stuck == (0,)
 
 
-def test_a_stale_airflow_session_gives_its_locks_back(stack: Settings) -> None:
+def test_a_stale_airflow_session_gives_its_locks_back(airflow_db_url: str) -> None:
     """What a scheduler killed inside a transaction leaves: a session still open (the
     executor's workers it forked keep the socket) and idle in its transaction. The server
     closes it, so its locks go back to the next scheduler."""
-    airflow = stack.airflow_dsn.replace("postgresql+psycopg2://", "postgresql://")
     key = secrets.randbits(62)
-    stale = psycopg.connect(airflow, connect_timeout=5)
+    stale = psycopg.connect(airflow_db_url, connect_timeout=5)
     try:
         stale.execute("SELECT pg_advisory_xact_lock(%s)", [key])  # then idle, in a transaction
-        with psycopg.connect(airflow, autocommit=True, connect_timeout=5) as other:
+        with psycopg.connect(airflow_db_url, autocommit=True, connect_timeout=5) as other:
 
             def taken() -> bool:
                 row = other.execute("SELECT pg_try_advisory_lock(%s)", [key]).fetchone()

@@ -60,10 +60,9 @@ def test_postgres_as_warehouse_role(stack: Settings, unique: str) -> None:
         )
 
 
-def test_airflow_sessions_idle_in_a_transaction_are_closed(stack: Settings) -> None:
+def test_airflow_sessions_idle_in_a_transaction_are_closed(airflow_db_url: str) -> None:
     # A session left in a transaction by a killed scheduler would hold its locks for good.
-    airflow = stack.airflow_dsn.replace("postgresql+psycopg2://", "postgresql://")
-    with psycopg.connect(airflow, connect_timeout=5) as conn:
+    with psycopg.connect(airflow_db_url, connect_timeout=5) as conn:
         row = conn.execute(
             "SELECT setting::int, unit FROM pg_settings"
             " WHERE name = 'idle_in_transaction_session_timeout'"

@@ -118,11 +118,9 @@ def test_superuser_password_reaches_no_service_or_task(stack: Settings) -> None:
     assert holders == []
 
 
-def test_public_cannot_connect_to_either_database(stack: Settings) -> None:
+def test_public_cannot_connect_to_either_database(stack: Settings, airflow_db_url: str) -> None:
     # The Airflow role holds no grant on the warehouse: only PUBLIC's CONNECT could let it in.
-    airflow_role = with_database(
-        stack.airflow_dsn.replace("postgresql+psycopg2://", "postgresql://"), stack.warehouse_db
-    )
+    airflow_role = with_database(airflow_db_url, stack.warehouse_db)
     with pytest.raises(psycopg.OperationalError, match="permission denied for database"):
         psycopg.connect(airflow_role, connect_timeout=5)
     # ... and the warehouse roles none on Airflow's database.
